@@ -1,0 +1,221 @@
+// Package store keeps a Safehold vault file: a SQLite database (pure Go,
+// modernc.org/sqlite) of sealed rows. It knows tables and transactions, not
+// cryptography: every blob it stores is opaque to it, and the vault package
+// authenticates whatever it reads back.
+//
+// The file is created 0600 inside a 0700 directory, carries an application
+// id, runs in WAL mode with synchronous=FULL so that an acknowledged write
+// survives a crash, and migrates itself with numbered, embedded SQL files.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+// ApplicationID marks a SQLite file as a Safehold vault ("SHLD").
+const ApplicationID = 0x53484C44
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Errors callers match with errors.Is.
+var (
+	ErrNotExist   = errors.New("no vault file")
+	ErrExist      = errors.New("vault file already exists")
+	ErrNotVault   = errors.New("not a safehold vault file")
+	ErrTooNew     = errors.New("vault file was written by a newer safehold")
+	ErrNotFound   = errors.New("row not found")
+	ErrPermission = errors.New("unsafe permissions")
+)
+
+// Store is an open vault file.
+type Store struct {
+	db   *sql.DB
+	path string
+}
+
+// Create makes a new vault file at path (0600, in a 0700 directory that it
+// creates if missing). It fails if the file exists.
+func Create(path string) (*Store, error) {
+	if err := ensureDir(filepath.Dir(path)); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return nil, fmt.Errorf("%w: %s", ErrExist, path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("create vault file: %w", err)
+	}
+	f.Close()
+	s, err := open(path)
+	if err != nil {
+		os.Remove(path)
+		return nil, err
+	}
+	if _, err := s.db.Exec(fmt.Sprintf("PRAGMA application_id = %d", ApplicationID)); err != nil {
+		s.Close()
+		os.Remove(path)
+		return nil, fmt.Errorf("mark vault file: %w", err)
+	}
+	if err := s.migrate(); err != nil {
+		s.Close()
+		os.Remove(path)
+		return nil, err
+	}
+	return s, nil
+}
+
+// Open opens an existing vault file, checks it is one, and applies pending
+// migrations.
+func Open(path string) (*Store, error) {
+	fi, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w at %s", ErrNotExist, path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open vault file: %w", err)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("%w: %s is mode %04o, readable by others; run chmod 600 on it", ErrPermission, path, fi.Mode().Perm())
+	}
+	s, err := open(path)
+	if err != nil {
+		return nil, err
+	}
+	var app int64
+	if err := s.db.QueryRow("PRAGMA application_id").Scan(&app); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("%w: %s: %v", ErrNotVault, path, err)
+	}
+	if app != ApplicationID {
+		s.Close()
+		return nil, fmt.Errorf("%w: %s", ErrNotVault, path)
+	}
+	if err := s.migrate(); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func open(path string) (*Store, error) {
+	q := "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)" +
+		"&_pragma=foreign_keys(1)&_pragma=secure_delete(ON)&_txlock=immediate"
+	db, err := sql.Open("sqlite", "file:"+path+q)
+	if err != nil {
+		return nil, fmt.Errorf("open vault file: %w", err)
+	}
+	// One connection: the vault has one writer, and a single connection
+	// makes PRAGMA data_version meaningful for spotting outside changes.
+	db.SetMaxOpenConns(1)
+	if err := db.Ping(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("%w: %s: %v", ErrNotVault, path, err)
+	}
+	return &Store{db: db, path: path}, nil
+}
+
+func ensureDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("create directory %s: %w", dir, err)
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return fmt.Errorf("%w: directory %s is mode %04o; run chmod 700 on it", ErrPermission, dir, fi.Mode().Perm())
+	}
+	return nil
+}
+
+// Path is the file's location.
+func (s *Store) Path() string { return s.path }
+
+// Close closes the file.
+func (s *Store) Close() error { return s.db.Close() }
+
+// DataVersion changes whenever another connection commits to the file. The
+// vault uses it to notice changes it did not make.
+func (s *Store) DataVersion() (int64, error) {
+	var v int64
+	err := s.db.QueryRow("PRAGMA data_version").Scan(&v)
+	return v, err
+}
+
+func (s *Store) migrate() error {
+	names, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil {
+		return err
+	}
+	sort.Strings(names)
+	var current int
+	if err := s.db.QueryRow("PRAGMA user_version").Scan(&current); err != nil {
+		return fmt.Errorf("read schema version: %w", err)
+	}
+	if current > len(names) {
+		return fmt.Errorf("%w: schema %d, this build knows %d; upgrade safe", ErrTooNew, current, len(names))
+	}
+	for i, name := range names {
+		n, err := strconv.Atoi(strings.SplitN(filepath.Base(name), "_", 2)[0])
+		if err != nil || n != i+1 {
+			return fmt.Errorf("migration %s is misnumbered", name)
+		}
+		if n <= current {
+			continue
+		}
+		body, err := migrations.ReadFile(name)
+		if err != nil {
+			return err
+		}
+		tx, err := s.db.Begin()
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(string(body)); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("apply migration %s: %w", name, err)
+		}
+		if _, err := tx.Exec(fmt.Sprintf("PRAGMA user_version = %d", n)); err != nil {
+			tx.Rollback()
+			return err
+		}
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("apply migration %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// Tx is a write transaction. Everything done through one Tx lands together
+// or not at all.
+type Tx struct{ tx *sql.Tx }
+
+// Update runs fn in one write transaction and commits it if fn returns nil.
+func (s *Store) Update(ctx context.Context, fn func(*Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin write: %w", err)
+	}
+	if err := fn(&Tx{tx}); err != nil {
+		tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit write: %w", err)
+	}
+	return nil
+}

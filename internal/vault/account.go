@@ -1,0 +1,197 @@
+package vault
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/safehold/safehold/internal/envelope"
+	"github.com/safehold/safehold/internal/kdf"
+	"github.com/safehold/safehold/internal/keycode"
+	"github.com/safehold/safehold/internal/secret"
+	"github.com/safehold/safehold/internal/store"
+)
+
+// ChangePassword re-wraps the Master Key under a key derived from the new
+// password, with fresh salts and the given parameters (zero Params keeps the
+// current ones). Nothing else changes: items, vault keys and the Recovery Key
+// stay as they are. The vault must be unlocked, and the old password is
+// checked again so that an unlocked, unattended session cannot change it.
+func (v *Vault) ChangePassword(ctx context.Context, old, next []byte, params kdf.Params) error {
+	if err := v.refresh(ctx); err != nil {
+		return err
+	}
+	cur, salts, err := kdf.Parse(v.acct.KDF)
+	if err != nil {
+		return tampered("kdf parameters: %v", err)
+	}
+	keys, err := kdf.Derive(old, nil, cur, salts)
+	if err != nil {
+		return err
+	}
+	mk, err := envelope.Open(keys.KEK(), envelope.Context{Purpose: purposePasswordWrap, Account: v.acct.Account}, v.acct.PasswordWrap)
+	keys.Wipe()
+	if err != nil {
+		return ErrWrongPassword
+	}
+	secret.Wipe(mk)
+	if params == (kdf.Params{}) {
+		params = cur
+	}
+	return v.rewrapPassword(ctx, next, params)
+}
+
+// Recover replaces a forgotten password: the Recovery Key unwraps the Master
+// Key, which is then wrapped under the new password. It leaves the vault
+// unlocked. The Recovery Key's checksum is checked before anything is
+// derived.
+func (v *Vault) Recover(ctx context.Context, recoveryKey string, next []byte, params kdf.Params) error {
+	rk, err := keycode.ParseRecoveryKey(recoveryKey)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrRecoveryKey, err)
+	}
+	if err := v.readAccount(); err != nil {
+		return err
+	}
+	kek := rk.KEK(v.acct.RecoverySalt)
+	mk, err := envelope.Open(kek, envelope.Context{Purpose: purposeRecoveryWrap, Account: v.acct.Account}, v.acct.RecoveryWrap)
+	kek.Wipe()
+	if err != nil {
+		if errors.Is(err, envelope.ErrAuth) {
+			return fmt.Errorf("%w: it is well formed but belongs to another vault or was mistyped", ErrRecoveryKey)
+		}
+		return tampered("recovery wrap: %v", err)
+	}
+	if err := v.unlockWith(ctx, mk); err != nil {
+		return err
+	}
+	if params == (kdf.Params{}) {
+		if params, _, err = kdf.Parse(v.acct.KDF); err != nil {
+			return tampered("kdf parameters: %v", err)
+		}
+	}
+	return v.rewrapPassword(ctx, next, params)
+}
+
+func (v *Vault) rewrapPassword(ctx context.Context, password []byte, params kdf.Params) error {
+	if err := checkParams(params, v.opts); err != nil {
+		return err
+	}
+	salts, err := kdf.NewSalts(v.opts.Rand)
+	if err != nil {
+		return err
+	}
+	keys, err := kdf.Derive(password, nil, params, salts)
+	if err != nil {
+		return fmt.Errorf("derive keys from the new password: %w", err)
+	}
+	defer keys.Wipe()
+	rec := *v.acct
+	if rec.KDF, err = kdf.Marshal(params, salts); err != nil {
+		return err
+	}
+	rec.InsecureTestKDF = params.InsecureTest
+	if rec.PasswordWrap, err = envelope.Seal(v.opts.Rand, keys.KEK(), envelope.Context{Purpose: purposePasswordWrap, Account: rec.Account}, v.mk); err != nil {
+		return err
+	}
+	raw := setMAC(v.macKey, "account", &rec, &rec.MAC)
+	if err := v.st.Update(ctx, func(tx *store.Tx) error { return tx.PutAccount(raw) }); err != nil {
+		return err
+	}
+	v.acct = &rec
+	return nil
+}
+
+// Report is what Verify found.
+type Report struct {
+	Vaults      int      `json:"vaults"`
+	Items       int      `json:"items"`
+	Trashed     int      `json:"trashed"`
+	Revisions   int      `json:"history_revisions"`
+	LogEntries  uint64   `json:"log_entries"`
+	Attachments int      `json:"attachments"`
+	Problems    []string `json:"problems"`
+}
+
+// Verify checks everything: the account and vault records, every log
+// entry's chain link and hybrid signature, every current and historical row
+// against the log, and every attachment's chunk count. It returns the report
+// and, when anything is wrong, an *IntegrityError listing every problem.
+func (v *Vault) Verify(ctx context.Context) (Report, error) {
+	var rep Report
+	if v.mk == nil {
+		return rep, ErrLocked
+	}
+	if err := v.readAccount(); err != nil {
+		rep.Problems = append(rep.Problems, err.Error())
+		return rep, &IntegrityError{Problems: rep.Problems}
+	}
+	if err := v.load(ctx); err != nil {
+		var ie *IntegrityError
+		if !errors.As(err, &ie) {
+			return rep, err
+		}
+		rep.Problems = append(rep.Problems, ie.Problems...)
+	}
+	if v.vaults == nil { // load stopped before the vaults
+		return rep, &IntegrityError{Problems: rep.Problems}
+	}
+	for _, vid := range v.order {
+		s := v.vaults[vid]
+		if err := v.checkVault(ctx, s, true, &rep.Problems); err != nil {
+			return rep, err
+		}
+		rep.Vaults++
+		rep.LogEntries += s.seq
+		for _, o := range s.views {
+			rep.Items++
+			if o.Trashed {
+				rep.Trashed++
+			}
+		}
+		digests := map[string]map[uint64][]byte{}
+		err := v.st.AllHistory(s.id, func(r store.ItemRow) error {
+			rep.Revisions++
+			d, ok := digests[r.Item]
+			if !ok {
+				var err error
+				if d, err = v.logDigests(s.id, r.Item); err != nil {
+					rep.Problems = append(rep.Problems, err.Error())
+					return nil
+				}
+				digests[r.Item] = d
+			}
+			if want, ok := d[r.Revision]; !ok || !equalDigest(digest(r.Payload), want) {
+				rep.Problems = append(rep.Problems, fmt.Sprintf("history of item %s revision %d is not the one the log recorded", r.Item, r.Revision))
+				return nil
+			}
+			if _, err := v.openPayload(s, r); err != nil {
+				rep.Problems = append(rep.Problems, err.Error())
+			}
+			return nil
+		})
+		if err != nil {
+			return rep, err
+		}
+		for id := range s.views {
+			it, err := v.read(s, id)
+			if err != nil {
+				continue // already reported by checkVault
+			}
+			for _, a := range it.Attachments {
+				rep.Attachments++
+				n, err := v.st.ChunkCount(s.id, a.ID)
+				if err != nil {
+					return rep, err
+				}
+				if n != a.Chunks {
+					rep.Problems = append(rep.Problems, fmt.Sprintf("attachment %q of item %q has %d chunks, want %d", a.Name, it.Title, n, a.Chunks))
+				}
+			}
+		}
+	}
+	if len(rep.Problems) > 0 {
+		return rep, &IntegrityError{Problems: rep.Problems}
+	}
+	return rep, nil
+}

@@ -1,0 +1,582 @@
+package vault
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/safehold/safehold/internal/envelope"
+	"github.com/safehold/safehold/internal/item"
+	"github.com/safehold/safehold/internal/store"
+	"github.com/safehold/safehold/internal/vlog"
+)
+
+// Overview is what lists and searches show of an item: nothing secret.
+type Overview struct {
+	ID          string    `json:"id"`
+	Vault       string    `json:"vault"`
+	Type        item.Type `json:"type"`
+	Title       string    `json:"title"`
+	Username    string    `json:"username,omitempty"`
+	URLs        []string  `json:"urls,omitempty"`
+	Tags        []string  `json:"tags,omitempty"`
+	Folder      string    `json:"folder,omitempty"`
+	Favorite    bool      `json:"favorite,omitempty"`
+	Trashed     bool      `json:"trashed,omitempty"`
+	HasTOTP     bool      `json:"has_totp,omitempty"`
+	Attachments int       `json:"attachments,omitempty"`
+	Conflicts   int       `json:"conflicts,omitempty"`
+	Modified    time.Time `json:"modified"`
+	Revision    uint64    `json:"revision"`
+}
+
+func overviewOf(vault string, it item.Item) *Overview {
+	hasTOTP := it.TOTP != ""
+	for _, f := range it.Fields {
+		hasTOTP = hasTOTP || f.Kind == item.KindTOTP
+	}
+	return &Overview{
+		ID: it.ID, Vault: vault, Type: it.Type, Title: it.Title, Username: it.Username,
+		URLs: it.URLs, Tags: it.Tags, Folder: it.Folder, Favorite: it.Favorite,
+		Trashed: it.Trashed != nil, HasTOTP: hasTOTP, Attachments: len(it.Attachments),
+		Conflicts: len(it.Conflicts), Modified: it.Modified, Revision: it.Revision,
+	}
+}
+
+// Filter narrows lists and searches.
+type Filter struct {
+	Type     item.Type `json:"type,omitempty"`
+	Tag      string    `json:"tag,omitempty"`
+	Folder   string    `json:"folder,omitempty"`
+	Favorite bool      `json:"favorite,omitempty"`
+	// Trash selects items in the trash instead of the others.
+	Trash bool `json:"trash,omitempty"`
+}
+
+func (f Filter) match(o *Overview) bool {
+	if o.Trashed != f.Trash {
+		return false
+	}
+	if f.Type != "" && o.Type != f.Type {
+		return false
+	}
+	if f.Tag != "" && !slices.ContainsFunc(o.Tags, func(t string) bool { return strings.EqualFold(t, f.Tag) }) {
+		return false
+	}
+	if f.Folder != "" {
+		want := strings.Trim(f.Folder, "/")
+		if !strings.EqualFold(o.Folder, want) && !strings.HasPrefix(strings.ToLower(o.Folder), strings.ToLower(want)+"/") {
+			return false
+		}
+	}
+	if f.Favorite && !o.Favorite {
+		return false
+	}
+	return true
+}
+
+// List returns the overviews that pass the filter, sorted by title.
+func (v *Vault) List(ctx context.Context, f Filter) ([]Overview, error) {
+	if err := v.refresh(ctx); err != nil {
+		return nil, err
+	}
+	var out []Overview
+	for _, id := range v.order {
+		for _, o := range v.vaults[id].views {
+			if f.match(o) {
+				out = append(out, *o)
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, b := strings.ToLower(out[i].Title), strings.ToLower(out[j].Title)
+		if a != b {
+			return a < b
+		}
+		return out[i].ID < out[j].ID
+	})
+	return out, nil
+}
+
+// Match is a search hit.
+type Match struct {
+	Overview
+	Score int `json:"score"`
+}
+
+// Find searches titles, usernames, URLs, tags and folders with a fuzzy
+// match and returns hits best first.
+func (v *Vault) Find(ctx context.Context, query string, f Filter) ([]Match, error) {
+	all, err := v.List(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	var out []Match
+	for _, o := range all {
+		if s := scoreOverview(query, &o); s > 0 {
+			out = append(out, Match{o, s})
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Score > out[j].Score })
+	return out, nil
+}
+
+// resolve finds the one item a reference names: an id, an id prefix of at
+// least four characters, a title (case-insensitive), or failing those a
+// unique title substring. Two matches are an error listing both.
+func (v *Vault) resolve(ctx context.Context, ref string, trash bool) (*vaultState, *Overview, error) {
+	if err := v.refresh(ctx); err != nil {
+		return nil, nil, err
+	}
+	ref = strings.TrimSpace(ref)
+	if ref == "" {
+		return nil, nil, fmt.Errorf("%w: empty name", ErrNotFound)
+	}
+	type hit struct {
+		s *vaultState
+		o *Overview
+	}
+	var byID, byPrefix, byTitle, bySub []hit
+	lref := strings.ToLower(ref)
+	for _, vid := range v.order {
+		s := v.vaults[vid]
+		for id, o := range s.views {
+			if o.Trashed != trash {
+				continue
+			}
+			switch {
+			case id == lref:
+				byID = append(byID, hit{s, o})
+			case len(lref) >= 4 && strings.HasPrefix(id, lref):
+				byPrefix = append(byPrefix, hit{s, o})
+			}
+			lt := strings.ToLower(o.Title)
+			if lt == lref {
+				byTitle = append(byTitle, hit{s, o})
+			} else if strings.Contains(lt, lref) {
+				bySub = append(bySub, hit{s, o})
+			}
+		}
+	}
+	for _, hits := range [][]hit{byID, byPrefix, byTitle, bySub} {
+		switch len(hits) {
+		case 0:
+			continue
+		case 1:
+			return hits[0].s, hits[0].o, nil
+		}
+		e := &AmbiguousError{Query: ref}
+		for _, h := range hits {
+			e.Candidates = append(e.Candidates, Candidate{ID: h.o.ID, Title: h.o.Title, Type: string(h.o.Type)})
+		}
+		sort.Slice(e.Candidates, func(i, j int) bool { return e.Candidates[i].ID < e.Candidates[j].ID })
+		return nil, nil, e
+	}
+	where := ""
+	if trash {
+		where = " in the trash"
+	}
+	return nil, nil, fmt.Errorf("%w: nothing%s matches %q", ErrNotFound, where, ref)
+}
+
+// Get returns the current revision of the item ref names, read back from the
+// file and authenticated against the log.
+func (v *Vault) Get(ctx context.Context, ref string) (item.Item, error) {
+	s, o, err := v.resolve(ctx, ref, false)
+	if errors.Is(err, ErrNotFound) {
+		s, o, err = v.resolve(ctx, ref, true)
+	}
+	if err != nil {
+		return item.Item{}, err
+	}
+	return v.read(s, o.ID)
+}
+
+func (v *Vault) read(s *vaultState, id string) (item.Item, error) {
+	r, err := v.st.Item(s.id, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return item.Item{}, tampered("item %s is in the log but its row is gone: it was deleted behind safe's back", id)
+	}
+	if err != nil {
+		return item.Item{}, err
+	}
+	it, err := v.openRow(s, r)
+	if err != nil {
+		return item.Item{}, &IntegrityError{Problems: []string{err.Error()}}
+	}
+	return it, nil
+}
+
+// Add stores new items in one transaction and returns them with their ids
+// and revisions. Items must not carry ids.
+func (v *Vault) Add(ctx context.Context, items []item.Item) ([]item.Item, error) {
+	if err := v.refresh(ctx); err != nil {
+		return nil, err
+	}
+	s := v.vaults[v.order[0]]
+	now := v.opts.now().UTC()
+	var out []item.Item
+	for i := range items {
+		it := items[i].Clone()
+		it.Finish()
+		if it.ID != "" {
+			return nil, fmt.Errorf("item %d: %w: new items get their id from safe; remove \"id\"", i+1, item.ErrInvalid)
+		}
+		if err := it.Validate(); err != nil {
+			if len(items) > 1 {
+				return nil, fmt.Errorf("item %d (%q): %w", i+1, it.Title, err)
+			}
+			return nil, err
+		}
+		id, err := newID(v.opts.Rand)
+		if err != nil {
+			return nil, err
+		}
+		it.ID, it.Created, it.Modified, it.Revision = id, now, now, 0
+		if it.Password != "" {
+			it.PasswordChanged = now
+		}
+		it.Trashed = nil
+		out = append(out, it)
+	}
+	if err := v.write(ctx, s, out, nil); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Update replaces the item ref names with next, provided the item is still
+// at revision base (0 skips the check). It returns the stored item.
+func (v *Vault) Update(ctx context.Context, ref string, base uint64, next item.Item) (item.Item, error) {
+	s, o, err := v.resolve(ctx, ref, false)
+	if err != nil {
+		return item.Item{}, err
+	}
+	cur, err := v.read(s, o.ID)
+	if err != nil {
+		return item.Item{}, err
+	}
+	if base != 0 && base != cur.Revision {
+		return item.Item{}, fmt.Errorf("%w: %q is at revision %d, the edit was based on %d; read it again and redo the edit", ErrConflict, cur.Title, cur.Revision, base)
+	}
+	next = next.Clone()
+	next.Finish()
+	next.ID, next.Created, next.Revision, next.Trashed = cur.ID, cur.Created, cur.Revision, cur.Trashed
+	next.Attachments = cur.Attachments
+	next.PasswordChanged = cur.PasswordChanged
+	if next.Password != cur.Password {
+		next.PasswordChanged = v.opts.now().UTC()
+	}
+	if err := next.Validate(); err != nil {
+		return item.Item{}, err
+	}
+	next.Modified = v.opts.now().UTC()
+	items := []item.Item{next}
+	if err := v.write(ctx, s, items, nil); err != nil {
+		return item.Item{}, err
+	}
+	return items[0], nil
+}
+
+// Trash moves an item to the trash; Restore brings it back.
+func (v *Vault) Trash(ctx context.Context, ref string) (item.Item, error) {
+	return v.setTrashed(ctx, ref, true)
+}
+
+// Restore takes an item out of the trash.
+func (v *Vault) Restore(ctx context.Context, ref string) (item.Item, error) {
+	return v.setTrashed(ctx, ref, false)
+}
+
+func (v *Vault) setTrashed(ctx context.Context, ref string, trash bool) (item.Item, error) {
+	s, o, err := v.resolve(ctx, ref, !trash)
+	if err != nil {
+		return item.Item{}, err
+	}
+	it, err := v.read(s, o.ID)
+	if err != nil {
+		return item.Item{}, err
+	}
+	now := v.opts.now().UTC()
+	if trash {
+		it.Trashed = &now
+	} else {
+		it.Trashed = nil
+	}
+	it.Modified = now
+	items := []item.Item{it}
+	if err := v.write(ctx, s, items, nil); err != nil {
+		return item.Item{}, err
+	}
+	return items[0], nil
+}
+
+// Purge deletes a trashed item for good: its rows, its history and its
+// attachments. The log keeps a signed purge entry.
+func (v *Vault) Purge(ctx context.Context, ref string) (item.Item, error) {
+	s, o, err := v.resolve(ctx, ref, true)
+	if errors.Is(err, ErrNotFound) {
+		if _, _, err2 := v.resolve(ctx, ref, false); err2 == nil {
+			return item.Item{}, fmt.Errorf("%w: move it there first with `safe rm %s`", ErrNotInTrash, ref)
+		}
+	}
+	if err != nil {
+		return item.Item{}, err
+	}
+	it, err := v.read(s, o.ID)
+	if err != nil {
+		return item.Item{}, err
+	}
+	return it, v.write(ctx, s, nil, []item.Item{it})
+}
+
+// EmptyTrash purges every trashed item and returns how many.
+func (v *Vault) EmptyTrash(ctx context.Context) (int, error) {
+	if err := v.refresh(ctx); err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, vid := range v.order {
+		s := v.vaults[vid]
+		var doomed []item.Item
+		for id, o := range s.views {
+			if o.Trashed {
+				it, err := v.read(s, id)
+				if err != nil {
+					return n, err
+				}
+				doomed = append(doomed, it)
+			}
+		}
+		if len(doomed) == 0 {
+			continue
+		}
+		if err := v.write(ctx, s, nil, doomed); err != nil {
+			return n, err
+		}
+		n += len(doomed)
+	}
+	return n, nil
+}
+
+// Revision is one revision of an item.
+type Revision struct {
+	item.Item
+	Current bool `json:"current"`
+}
+
+// History returns every revision of an item, oldest first, each
+// authenticated against the log.
+func (v *Vault) History(ctx context.Context, ref string) ([]Revision, error) {
+	s, o, err := v.resolve(ctx, ref, false)
+	if errors.Is(err, ErrNotFound) {
+		s, o, err = v.resolve(ctx, ref, true)
+	}
+	if err != nil {
+		return nil, err
+	}
+	digests, err := v.logDigests(s.id, o.ID)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := v.st.History(s.id, o.ID)
+	if err != nil {
+		return nil, err
+	}
+	var out []Revision
+	for _, r := range rows {
+		want, ok := digests[r.Revision]
+		if !ok || !equalDigest(digest(r.Payload), want) {
+			return nil, tampered("history of item %s revision %d is not the one the log recorded", o.ID, r.Revision)
+		}
+		it, err := v.openPayload(s, r)
+		if err != nil {
+			return nil, &IntegrityError{Problems: []string{err.Error()}}
+		}
+		out = append(out, Revision{Item: it})
+	}
+	cur, err := v.read(s, o.ID)
+	if err != nil {
+		return nil, err
+	}
+	return append(out, Revision{Item: cur, Current: true}), nil
+}
+
+// logDigests maps each logged revision of an item to its payload digest.
+func (v *Vault) logDigests(vault, id string) (map[uint64][]byte, error) {
+	out := map[uint64][]byte{}
+	err := v.st.ItemLog(vault, id, func(r store.LogRow) error {
+		e, err := vlog.Decode(r.Entry)
+		if err != nil {
+			return tampered("log entry %d: %v", r.Seq, err)
+		}
+		if e.Item != id || e.Revision != r.Revision || e.Seq != r.Seq {
+			return tampered("log entry %d was moved or its columns edited", r.Seq)
+		}
+		if e.Op == vlog.OpPut {
+			out[e.Revision] = append([]byte(nil), e.Digest[:]...)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// RestoreRevision makes an earlier revision's content current again, as a
+// new revision; nothing is lost, the revision it replaces stays in history.
+func (v *Vault) RestoreRevision(ctx context.Context, ref string, rev uint64) (item.Item, error) {
+	revs, err := v.History(ctx, ref)
+	if err != nil {
+		return item.Item{}, err
+	}
+	var old *item.Item
+	for i := range revs {
+		if revs[i].Revision == rev {
+			old = &revs[i].Item
+		}
+	}
+	if old == nil {
+		return item.Item{}, fmt.Errorf("%w: %q has no revision %d; see `safe history %s`", ErrNotFound, ref, rev, ref)
+	}
+	cur := revs[len(revs)-1].Item
+	next := old.Clone()
+	next.Revision, next.Trashed = cur.Revision, cur.Trashed
+	next.Attachments = cur.Attachments
+	next.Modified = v.opts.now().UTC()
+	if next.Password != cur.Password {
+		next.PasswordChanged = next.Modified
+	}
+	s, err := v.vaultOf(cur.ID)
+	if err != nil {
+		return item.Item{}, err
+	}
+	items := []item.Item{next}
+	if err := v.write(ctx, s, items, nil); err != nil {
+		return item.Item{}, err
+	}
+	return items[0], nil
+}
+
+// vaultOf finds the vault that holds an item.
+func (v *Vault) vaultOf(id string) (*vaultState, error) {
+	for _, vid := range v.order {
+		if _, ok := v.vaults[vid].views[id]; ok {
+			return v.vaults[vid], nil
+		}
+	}
+	return nil, fmt.Errorf("%w: item %s", ErrNotFound, id)
+}
+
+// write stores new revisions of puts and purges the items in purges, with
+// their log entries and the new head, in one transaction. On success it
+// fills each put's Revision and updates the in-memory index.
+func (v *Vault) write(ctx context.Context, s *vaultState, puts, purges []item.Item) error {
+	if v.mk == nil {
+		return ErrLocked
+	}
+	type change struct {
+		row    store.ItemRow
+		old    *store.ItemRow
+		entry  []byte
+		info   *entryInfo
+		it     *item.Item
+		purged bool
+	}
+	seq, head := s.seq, s.head
+	now := v.opts.now().UnixMilli()
+	var changes []change
+	logEntry := func(op byte, id string, rev uint64, payload []byte) ([]byte, *entryInfo, error) {
+		seq++
+		e := &vlog.Entry{Op: op, Seq: seq, Time: now, Prev: head, Revision: rev, Vault: s.id, Item: id, Device: v.device.ID}
+		if payload != nil {
+			copy(e.Digest[:], digest(payload))
+		}
+		enc, err := e.Sign(v.signer)
+		if err != nil {
+			return nil, nil, err
+		}
+		head = vlog.Next(head, enc)
+		return enc, &entryInfo{seq: seq, op: op, revision: rev, digest: append([]byte(nil), e.Digest[:]...)}, nil
+	}
+	for i := range puts {
+		it := &puts[i]
+		var old *store.ItemRow
+		if it.Revision > 0 {
+			r, err := v.st.Item(s.id, it.ID)
+			if err != nil {
+				return fmt.Errorf("read item %s before writing: %w", it.ID, err)
+			}
+			old = &r
+		}
+		rev := it.Revision + 1
+		payloadItem := it.Clone()
+		payloadItem.Revision = 0
+		pt, err := encodeItem(payloadItem)
+		if err != nil {
+			return err
+		}
+		payload, err := envelope.Seal(v.opts.Rand, s.key, itemContext(v.acct.Account, s.id, it.ID, rev), pt)
+		wipeBytes(pt)
+		if err != nil {
+			return err
+		}
+		enc, info, err := logEntry(vlog.OpPut, it.ID, rev, payload)
+		if err != nil {
+			return err
+		}
+		changes = append(changes, change{row: store.ItemRow{Vault: s.id, Item: it.ID, Revision: rev, Payload: payload}, old: old, entry: enc, info: info, it: it})
+	}
+	for i := range purges {
+		it := &purges[i]
+		enc, info, err := logEntry(vlog.OpPurge, it.ID, it.Revision, nil)
+		if err != nil {
+			return err
+		}
+		changes = append(changes, change{row: store.ItemRow{Vault: s.id, Item: it.ID, Revision: it.Revision}, entry: enc, info: info, it: it, purged: true})
+	}
+	hr := &headRecord{Version: RecordVersion, Vault: s.id, Seq: seq, Hash: head[:]}
+	headRaw := setMAC(v.macKey, "head", hr, &hr.MAC)
+	err := v.st.Update(ctx, func(tx *store.Tx) error {
+		for _, c := range changes {
+			if c.purged {
+				var blobs []string
+				for _, a := range c.it.Attachments {
+					blobs = append(blobs, a.ID)
+				}
+				if err := tx.DeleteItem(s.id, c.row.Item, blobs); err != nil {
+					return err
+				}
+			} else {
+				if c.old != nil {
+					if err := tx.PutHistory(*c.old); err != nil {
+						return err
+					}
+				}
+				if err := tx.PutItem(c.row); err != nil {
+					return err
+				}
+			}
+			if err := tx.AppendLog(store.LogRow{Vault: s.id, Seq: c.info.seq, Item: c.row.Item, Revision: c.info.revision, Entry: c.entry}); err != nil {
+				return err
+			}
+		}
+		return tx.PutHead(s.id, headRaw)
+	})
+	if err != nil {
+		return err
+	}
+	s.seq, s.head = seq, head
+	for _, c := range changes {
+		s.index[c.row.Item] = c.info
+		if c.purged {
+			delete(s.views, c.row.Item)
+			continue
+		}
+		c.it.Revision = c.row.Revision
+		s.views[c.row.Item] = overviewOf(s.id, *c.it)
+	}
+	return nil
+}

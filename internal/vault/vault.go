@@ -1,0 +1,538 @@
+// Package vault is Safehold's local vault engine: it creates a vault file,
+// unlocks it with the password (or the Recovery Key), and reads and writes
+// items so that everything a user typed is sealed, every row read back is
+// authenticated and bound to its place, and every change is recorded in the
+// vault's signed, hash-chained log.
+//
+// A Vault is used by one goroutine at a time (the agent serialises calls).
+package vault
+
+import (
+	"context"
+	"encoding/base32"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/safehold/safehold/internal/chain"
+	"github.com/safehold/safehold/internal/envelope"
+	"github.com/safehold/safehold/internal/item"
+	"github.com/safehold/safehold/internal/kdf"
+	"github.com/safehold/safehold/internal/keycode"
+	"github.com/safehold/safehold/internal/pke"
+	"github.com/safehold/safehold/internal/secret"
+	"github.com/safehold/safehold/internal/sign"
+	"github.com/safehold/safehold/internal/store"
+	"github.com/safehold/safehold/internal/vlog"
+)
+
+// SecurityVersion is the vault's security version. It only ever increases;
+// a vault that names a higher one than this build knows is refused.
+const SecurityVersion = 1
+
+// Envelope purposes: each sealed value names what it is, so that a sealed
+// value moved to another place does not open.
+const (
+	purposePasswordWrap = "master-key/password"
+	purposeRecoveryWrap = "master-key/recovery"
+	purposeIdentity     = "identity-key"
+	purposeEncryption   = "encryption-key"
+	purposeDevice       = "device-key"
+	purposeVaultKey     = "vault-key"
+	purposeVaultName    = "vault-name"
+	purposeItem         = "item"
+	purposeAttachment   = "attachment"
+	deviceCertContext   = "safehold/v1 device-cert"
+)
+
+// Options configure how a vault is created and opened.
+type Options struct {
+	// Rand is the randomness source; the CLI passes a two-source reader.
+	Rand io.Reader
+	// AllowInsecureKDF permits the tiny test KDF profile
+	// (SAFE_INSECURE_TEST_KDF=1). Without it such vaults are refused.
+	AllowInsecureKDF bool
+	// Now returns the current time; nil means time.Now.
+	Now func() time.Time
+}
+
+func (o *Options) now() time.Time {
+	if o.Now != nil {
+		return o.Now()
+	}
+	return time.Now()
+}
+
+// Vault is an open vault file, locked or unlocked.
+type Vault struct {
+	st   *store.Store
+	opts Options
+
+	acct *accountRecord
+	// Set while unlocked:
+	mk      secret.Bytes
+	macKey  secret.Bytes
+	device  *deviceInfo
+	signer  *sign.PrivateKey
+	devices map[string]*sign.PublicKey
+	vaults  map[string]*vaultState
+	order   []string // vault ids, personal first
+	seen    int64    // PRAGMA data_version after our last check
+}
+
+// vaultState is what an unlocked vault knows of one of its vaults.
+type vaultState struct {
+	id    string
+	name  string
+	key   secret.Bytes
+	seq   uint64
+	head  chain.Hash
+	index map[string]*entryInfo // item id → latest log entry
+	views map[string]*Overview  // item id → overview of current revision
+}
+
+// entryInfo is what the log says about an item's latest state.
+type entryInfo struct {
+	seq      uint64
+	op       byte
+	revision uint64
+	digest   []byte
+}
+
+// Created is what Create returns: the only time the Recovery Key is shown.
+type Created struct {
+	Account     string
+	Vault       string
+	RecoveryKey string
+	Path        string
+	KDF         kdf.Params
+}
+
+var idEncoding = base32.NewEncoding("0123456789abcdefghjkmnpqrstvwxyz").WithPadding(base32.NoPadding)
+
+func newID(r io.Reader) (string, error) {
+	b := make([]byte, 16)
+	if _, err := io.ReadFull(r, b); err != nil {
+		return "", fmt.Errorf("read randomness: %w", err)
+	}
+	return idEncoding.EncodeToString(b), nil
+}
+
+func randomKey(r io.Reader) (secret.Bytes, error) {
+	k := make(secret.Bytes, 32)
+	if _, err := io.ReadFull(r, k); err != nil {
+		return nil, fmt.Errorf("read randomness: %w", err)
+	}
+	return k, nil
+}
+
+// Create makes a new vault file at path, protected by password, with the
+// given KDF parameters. It returns the Recovery Key, which is never stored.
+func Create(ctx context.Context, path string, password []byte, params kdf.Params, opts Options) (*Created, error) {
+	if err := checkParams(params, opts); err != nil {
+		return nil, err
+	}
+	r := opts.Rand
+	acctID, err := newID(r)
+	if err != nil {
+		return nil, err
+	}
+	mk, err := randomKey(r)
+	if err != nil {
+		return nil, err
+	}
+	defer mk.Wipe()
+
+	salts, err := kdf.NewSalts(r)
+	if err != nil {
+		return nil, err
+	}
+	keys, err := kdf.Derive(password, nil, params, salts)
+	if err != nil {
+		return nil, fmt.Errorf("derive keys from password: %w", err)
+	}
+	defer keys.Wipe()
+	rec := &accountRecord{
+		Version:         RecordVersion,
+		Account:         acctID,
+		SecurityVersion: SecurityVersion,
+		Created:         opts.now().Unix(),
+		InsecureTestKDF: params.InsecureTest,
+	}
+	if rec.KDF, err = kdf.Marshal(params, salts); err != nil {
+		return nil, err
+	}
+	if rec.PasswordWrap, err = envelope.Seal(r, keys.KEK(), envelope.Context{Purpose: purposePasswordWrap, Account: acctID}, mk); err != nil {
+		return nil, err
+	}
+	rk, err := keycode.NewRecoveryKey(r)
+	if err != nil {
+		return nil, err
+	}
+	rec.RecoverySalt = make([]byte, 32)
+	if _, err := io.ReadFull(r, rec.RecoverySalt); err != nil {
+		return nil, err
+	}
+	rkek := rk.KEK(rec.RecoverySalt)
+	defer rkek.Wipe()
+	if rec.RecoveryWrap, err = envelope.Seal(r, rkek, envelope.Context{Purpose: purposeRecoveryWrap, Account: acctID}, mk); err != nil {
+		return nil, err
+	}
+
+	identity, err := sign.GenerateKey(r)
+	if err != nil {
+		return nil, err
+	}
+	if rec.IdentityPublic, err = identity.Public().MarshalBinary(); err != nil {
+		return nil, err
+	}
+	if rec.IdentitySealed, err = sealKey(r, mk, identity, envelope.Context{Purpose: purposeIdentity, Account: acctID}); err != nil {
+		return nil, err
+	}
+	enc, err := pke.GenerateKey(r)
+	if err != nil {
+		return nil, err
+	}
+	if rec.EncryptPublic, err = enc.Public().MarshalBinary(); err != nil {
+		return nil, err
+	}
+	if rec.EncryptSealed, err = sealKey(r, mk, enc, envelope.Context{Purpose: purposeEncryption, Account: acctID}); err != nil {
+		return nil, err
+	}
+	dev, _, err := newDevice(r, mk, acctID, identity)
+	if err != nil {
+		return nil, err
+	}
+	rec.Devices = []deviceInfo{*dev}
+	mkey := macKey(mk)
+	defer mkey.Wipe()
+	record := setMAC(mkey, "account", rec, &rec.MAC)
+
+	st, err := store.Create(path)
+	if errors.Is(err, store.ErrExist) {
+		return nil, fmt.Errorf("%w: %s", ErrExists, path)
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	vaultID, err := newID(r)
+	if err != nil {
+		return nil, err
+	}
+	err = st.Update(ctx, func(tx *store.Tx) error {
+		if err := tx.PutAccount(record); err != nil {
+			return err
+		}
+		return createVault(tx, r, mk, mkey, acctID, vaultID, "Personal", opts.now())
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &Created{Account: acctID, Vault: vaultID, RecoveryKey: rk.Reveal(), Path: path, KDF: params}, nil
+}
+
+// binaryKey is a private key that encodes itself.
+type binaryKey interface{ MarshalBinary() ([]byte, error) }
+
+func sealKey(r io.Reader, mk secret.Bytes, k binaryKey, ctx envelope.Context) ([]byte, error) {
+	b, err := k.MarshalBinary()
+	if err != nil {
+		return nil, err
+	}
+	defer secret.Wipe(b)
+	return envelope.Seal(r, mk, ctx, b)
+}
+
+// newDevice makes this device's signing key, certified by the identity key.
+func newDevice(r io.Reader, mk secret.Bytes, acctID string, identity *sign.PrivateKey) (*deviceInfo, *sign.PrivateKey, error) {
+	id, err := newID(r)
+	if err != nil {
+		return nil, nil, err
+	}
+	key, err := sign.GenerateKey(r)
+	if err != nil {
+		return nil, nil, err
+	}
+	pub, err := key.Public().MarshalBinary()
+	if err != nil {
+		return nil, nil, err
+	}
+	cert, err := identity.Sign(deviceCertContext, deviceCertMessage(acctID, id, pub))
+	if err != nil {
+		return nil, nil, err
+	}
+	sealed, err := sealKey(r, mk, key, envelope.Context{Purpose: purposeDevice, Account: acctID, Field: id})
+	if err != nil {
+		return nil, nil, err
+	}
+	return &deviceInfo{ID: id, Public: pub, Cert: cert, Sealed: sealed}, key, nil
+}
+
+func deviceCertMessage(acct, id string, pub []byte) []byte {
+	m := []byte(acct + "\x00" + id + "\x00")
+	return append(m, pub...)
+}
+
+func createVault(tx *store.Tx, r io.Reader, mk, mkey secret.Bytes, acctID, vaultID, name string, now time.Time) error {
+	vk, err := randomKey(r)
+	if err != nil {
+		return err
+	}
+	defer vk.Wipe()
+	vr := &vaultRecord{Version: RecordVersion, Vault: vaultID, Created: now.Unix()}
+	if vr.Key, err = envelope.Seal(r, mk, envelope.Context{Purpose: purposeVaultKey, Account: acctID, Vault: vaultID}, vk); err != nil {
+		return err
+	}
+	if vr.Name, err = envelope.Seal(r, vk, envelope.Context{Purpose: purposeVaultName, Account: acctID, Vault: vaultID}, []byte(name)); err != nil {
+		return err
+	}
+	if err := tx.PutVault(vaultID, setMAC(mkey, "vault", vr, &vr.MAC)); err != nil {
+		return err
+	}
+	g := genesis(vaultID)
+	h := &headRecord{Version: RecordVersion, Vault: vaultID, Seq: 0, Hash: g[:]}
+	return tx.PutHead(vaultID, setMAC(mkey, "head", h, &h.MAC))
+}
+
+func checkParams(p kdf.Params, opts Options) error {
+	if p.InsecureTest && !opts.AllowInsecureKDF {
+		return fmt.Errorf("%w: set SAFE_INSECURE_TEST_KDF=1 only for tests; real vaults never use it", ErrInsecureKDF)
+	}
+	if err := p.Check(opts.AllowInsecureKDF); err != nil {
+		return fmt.Errorf("kdf parameters refused: %w", err)
+	}
+	return nil
+}
+
+// Open opens the vault file at path, locked.
+func Open(path string, opts Options) (*Vault, error) {
+	st, err := store.Open(path)
+	if errors.Is(err, store.ErrNotExist) {
+		return nil, fmt.Errorf("%w: %s", ErrNoVault, path)
+	}
+	if err != nil {
+		return nil, err
+	}
+	v := &Vault{st: st, opts: opts}
+	if err := v.readAccount(); err != nil {
+		st.Close()
+		return nil, err
+	}
+	return v, nil
+}
+
+func (v *Vault) readAccount() error {
+	raw, err := v.st.Account()
+	if errors.Is(err, store.ErrNotFound) {
+		return tampered("the account record is missing")
+	}
+	if err != nil {
+		return err
+	}
+	var rec accountRecord
+	if err := decodeRecord(raw, &rec); err != nil {
+		return tampered("account record: %v", err)
+	}
+	if rec.Version != RecordVersion {
+		return tampered("account record version %d is unknown", rec.Version)
+	}
+	if rec.SecurityVersion > SecurityVersion {
+		return fmt.Errorf("vault has security version %d, this build knows %d: upgrade safe", rec.SecurityVersion, SecurityVersion)
+	}
+	v.acct = &rec
+	return nil
+}
+
+// Close locks the vault and closes the file.
+func (v *Vault) Close() error {
+	v.Lock()
+	return v.st.Close()
+}
+
+// Path is the vault file's location.
+func (v *Vault) Path() string { return v.st.Path() }
+
+// Account is the account id.
+func (v *Vault) Account() string { return v.acct.Account }
+
+// Params returns the KDF parameters recorded in the vault.
+func (v *Vault) Params() (kdf.Params, error) {
+	p, _, err := kdf.Parse(v.acct.KDF)
+	if err != nil {
+		return kdf.Params{}, tampered("kdf parameters: %v", err)
+	}
+	return p, nil
+}
+
+// InsecureTestKDF says whether the vault was made with the test profile.
+func (v *Vault) InsecureTestKDF() bool { return v.acct.InsecureTestKDF }
+
+// Unlocked says whether the vault's keys are in memory.
+func (v *Vault) Unlocked() bool { return v.mk != nil }
+
+// Lock forgets every key and every decrypted overview.
+func (v *Vault) Lock() {
+	v.mk.Wipe()
+	v.macKey.Wipe()
+	for _, s := range v.vaults {
+		s.key.Wipe()
+	}
+	if v.signer != nil {
+		v.signer.Wipe()
+	}
+	v.mk, v.macKey, v.signer, v.device, v.devices, v.vaults, v.order = nil, nil, nil, nil, nil, nil, nil
+}
+
+// Unlock derives the key-encryption key from the password, unwraps the
+// Master Key, and checks the whole vault before serving anything.
+func (v *Vault) Unlock(ctx context.Context, password []byte) error {
+	if err := v.readAccount(); err != nil {
+		return err
+	}
+	params, salts, err := kdf.Parse(v.acct.KDF)
+	if err != nil {
+		return tampered("kdf parameters: %v", err)
+	}
+	if params.InsecureTest != v.acct.InsecureTestKDF {
+		return tampered("kdf parameters disagree with the account record about the test profile")
+	}
+	if err := checkParams(params, v.opts); err != nil {
+		return err
+	}
+	keys, err := kdf.Derive(password, nil, params, salts)
+	if err != nil {
+		return fmt.Errorf("derive keys from password: %w", err)
+	}
+	defer keys.Wipe()
+	mk, err := envelope.Open(keys.KEK(), envelope.Context{Purpose: purposePasswordWrap, Account: v.acct.Account}, v.acct.PasswordWrap)
+	if err != nil {
+		if errors.Is(err, envelope.ErrAuth) {
+			return ErrWrongPassword
+		}
+		return tampered("password wrap: %v", err)
+	}
+	return v.unlockWith(ctx, mk)
+}
+
+// unlockWith takes over mk and loads everything it protects.
+func (v *Vault) unlockWith(ctx context.Context, mk secret.Bytes) error {
+	v.Lock()
+	v.mk = mk
+	v.macKey = macKey(mk)
+	if err := v.load(ctx); err != nil {
+		v.Lock()
+		return err
+	}
+	return nil
+}
+
+// load authenticates the account record and every vault.
+func (v *Vault) load(ctx context.Context) error {
+	if !checkMAC(v.macKey, "account", v.acct, &v.acct.MAC) {
+		return tampered("the account record was modified (its MAC does not verify)")
+	}
+	idPub, err := sign.ParsePublicKey(v.acct.IdentityPublic)
+	if err != nil {
+		return tampered("identity public key: %v", err)
+	}
+	v.devices = map[string]*sign.PublicKey{}
+	for i := range v.acct.Devices {
+		d := &v.acct.Devices[i]
+		if err := idPub.Verify(deviceCertContext, deviceCertMessage(v.acct.Account, d.ID, d.Public), d.Cert); err != nil {
+			return tampered("device %s is not certified by the identity key", d.ID)
+		}
+		pub, err := sign.ParsePublicKey(d.Public)
+		if err != nil {
+			return tampered("device %s key: %v", d.ID, err)
+		}
+		v.devices[d.ID] = pub
+		if d.Sealed != nil {
+			if v.device != nil {
+				return tampered("the account record names two local devices")
+			}
+			raw, err := envelope.Open(v.mk, envelope.Context{Purpose: purposeDevice, Account: v.acct.Account, Field: d.ID}, d.Sealed)
+			if err != nil {
+				return tampered("device %s private key does not open: %v", d.ID, err)
+			}
+			key, err := sign.ParsePrivateKey(raw)
+			secret.Wipe(raw)
+			if err != nil {
+				return tampered("device %s private key: %v", d.ID, err)
+			}
+			v.device, v.signer = d, key
+		}
+	}
+	if v.device == nil {
+		return tampered("the account record names no key for this device")
+	}
+	return v.loadVaults(ctx)
+}
+
+func (v *Vault) loadVaults(ctx context.Context) error {
+	recs, err := v.st.Vaults()
+	if err != nil {
+		return err
+	}
+	if len(recs) == 0 {
+		return tampered("the vault has no vault records")
+	}
+	for _, s := range v.vaults {
+		s.key.Wipe()
+	}
+	v.vaults, v.order = map[string]*vaultState{}, nil
+	for id, raw := range recs {
+		var vr vaultRecord
+		if err := decodeRecord(raw, &vr); err != nil {
+			return tampered("vault %s record: %v", id, err)
+		}
+		if vr.Vault != id {
+			return tampered("vault record for %s is stored under %s", vr.Vault, id)
+		}
+		if !checkMAC(v.macKey, "vault", &vr, &vr.MAC) {
+			return tampered("vault %s record was modified (its MAC does not verify)", id)
+		}
+		key, err := envelope.Open(v.mk, envelope.Context{Purpose: purposeVaultKey, Account: v.acct.Account, Vault: id}, vr.Key)
+		if err != nil {
+			return tampered("vault %s key does not open: %v", id, err)
+		}
+		name, err := envelope.Open(key, envelope.Context{Purpose: purposeVaultName, Account: v.acct.Account, Vault: id}, vr.Name)
+		if err != nil {
+			return tampered("vault %s name does not open: %v", id, err)
+		}
+		s := &vaultState{id: id, name: string(name), key: key}
+		v.vaults[id] = s
+		v.order = append(v.order, id)
+		if err := v.checkVault(ctx, s, false, nil); err != nil {
+			return err
+		}
+	}
+	dv, err := v.st.DataVersion()
+	if err != nil {
+		return err
+	}
+	v.seen = dv
+	return nil
+}
+
+// refresh re-checks the vault when another process changed the file since we
+// last looked, so that nothing written behind our back is served unchecked.
+func (v *Vault) refresh(ctx context.Context) error {
+	if v.mk == nil {
+		return ErrLocked
+	}
+	dv, err := v.st.DataVersion()
+	if err != nil {
+		return err
+	}
+	if dv == v.seen {
+		return nil
+	}
+	if err := v.readAccount(); err != nil {
+		return err
+	}
+	return v.load(ctx)
+}
+
+func genesis(vault string) chain.Hash { return vlog.Genesis(vault) }
