@@ -219,3 +219,9 @@ func (s *Store) Update(ctx context.Context, fn func(*Tx) error) error {
 	}
 	return nil
 }
+
+// Checkpoint copies the write-ahead log into the main file.
+func (s *Store) Checkpoint() error {
+	_, err := s.db.Exec("PRAGMA wal_checkpoint(TRUNCATE)")
+	return err
+}

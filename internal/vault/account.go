@@ -21,11 +21,11 @@ func (v *Vault) ChangePassword(ctx context.Context, old, next []byte, params kdf
 	if err := v.refresh(ctx); err != nil {
 		return err
 	}
-	cur, salts, err := kdf.Parse(v.acct.KDF)
+	cur, salts, err := parseKDF(v.acct.KDF)
 	if err != nil {
 		return tampered("kdf parameters: %v", err)
 	}
-	keys, err := kdf.Derive(old, nil, cur, salts)
+	keys, err := kdf.DeriveWith(old, nil, cur, salts, v.opts.AllowInsecureKDF)
 	if err != nil {
 		return err
 	}
@@ -66,7 +66,7 @@ func (v *Vault) Recover(ctx context.Context, recoveryKey string, next []byte, pa
 		return err
 	}
 	if params == (kdf.Params{}) {
-		if params, _, err = kdf.Parse(v.acct.KDF); err != nil {
+		if params, _, err = parseKDF(v.acct.KDF); err != nil {
 			return tampered("kdf parameters: %v", err)
 		}
 	}
@@ -81,13 +81,13 @@ func (v *Vault) rewrapPassword(ctx context.Context, password []byte, params kdf.
 	if err != nil {
 		return err
 	}
-	keys, err := kdf.Derive(password, nil, params, salts)
+	keys, err := kdf.DeriveWith(password, nil, params, salts, v.opts.AllowInsecureKDF)
 	if err != nil {
 		return fmt.Errorf("derive keys from the new password: %w", err)
 	}
 	defer keys.Wipe()
 	rec := *v.acct
-	if rec.KDF, err = kdf.Marshal(params, salts); err != nil {
+	if rec.KDF, err = marshalKDF(params, salts); err != nil {
 		return err
 	}
 	rec.InsecureTestKDF = params.InsecureTest
@@ -149,29 +149,31 @@ func (v *Vault) Verify(ctx context.Context) (Report, error) {
 				rep.Trashed++
 			}
 		}
+		// Collect first: the store has one connection, so no query may
+		// run while a result set is open.
+		var hist []store.ItemRow
+		if err := v.st.AllHistory(s.id, func(r store.ItemRow) error { hist = append(hist, r); return nil }); err != nil {
+			return rep, err
+		}
 		digests := map[string]map[uint64][]byte{}
-		err := v.st.AllHistory(s.id, func(r store.ItemRow) error {
+		for _, r := range hist {
 			rep.Revisions++
 			d, ok := digests[r.Item]
 			if !ok {
 				var err error
 				if d, err = v.logDigests(s.id, r.Item); err != nil {
 					rep.Problems = append(rep.Problems, err.Error())
-					return nil
+					continue
 				}
 				digests[r.Item] = d
 			}
 			if want, ok := d[r.Revision]; !ok || !equalDigest(digest(r.Payload), want) {
 				rep.Problems = append(rep.Problems, fmt.Sprintf("history of item %s revision %d is not the one the log recorded", r.Item, r.Revision))
-				return nil
+				continue
 			}
 			if _, err := v.openPayload(s, r); err != nil {
 				rep.Problems = append(rep.Problems, err.Error())
 			}
-			return nil
-		})
-		if err != nil {
-			return rep, err
 		}
 		for id := range s.views {
 			it, err := v.read(s, id)

@@ -17,7 +17,6 @@ import (
 
 	"github.com/safehold/safehold/internal/chain"
 	"github.com/safehold/safehold/internal/envelope"
-	"github.com/safehold/safehold/internal/item"
 	"github.com/safehold/safehold/internal/kdf"
 	"github.com/safehold/safehold/internal/keycode"
 	"github.com/safehold/safehold/internal/pke"
@@ -55,6 +54,21 @@ type Options struct {
 	AllowInsecureKDF bool
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
+	// Keep, if set, moves a long-lived key into protected memory (the
+	// agent's mlocked, guarded pages): it returns the key's new home, which
+	// the vault uses from then on, and a function that wipes and frees it.
+	Keep func(secret.Bytes) (secret.Bytes, func())
+}
+
+// keep moves k into protected memory when the options provide it.
+func (v *Vault) keep(k secret.Bytes) secret.Bytes {
+	if v.opts.Keep == nil {
+		v.release = append(v.release, k.Wipe)
+		return k
+	}
+	kept, free := v.opts.Keep(k)
+	v.release = append(v.release, free)
+	return kept
 }
 
 func (o *Options) now() time.Time {
@@ -79,6 +93,7 @@ type Vault struct {
 	vaults  map[string]*vaultState
 	order   []string // vault ids, personal first
 	seen    int64    // PRAGMA data_version after our last check
+	release []func() // wipe and free every kept key
 }
 
 // vaultState is what an unlocked vault knows of one of its vaults.
@@ -148,7 +163,7 @@ func Create(ctx context.Context, path string, password []byte, params kdf.Params
 	if err != nil {
 		return nil, err
 	}
-	keys, err := kdf.Derive(password, nil, params, salts)
+	keys, err := kdf.DeriveWith(password, nil, params, salts, opts.AllowInsecureKDF)
 	if err != nil {
 		return nil, fmt.Errorf("derive keys from password: %w", err)
 	}
@@ -160,7 +175,7 @@ func Create(ctx context.Context, path string, password []byte, params kdf.Params
 		Created:         opts.now().Unix(),
 		InsecureTestKDF: params.InsecureTest,
 	}
-	if rec.KDF, err = kdf.Marshal(params, salts); err != nil {
+	if rec.KDF, err = marshalKDF(params, salts); err != nil {
 		return nil, err
 	}
 	if rec.PasswordWrap, err = envelope.Seal(r, keys.KEK(), envelope.Context{Purpose: purposePasswordWrap, Account: acctID}, mk); err != nil {
@@ -233,15 +248,12 @@ func Create(ctx context.Context, path string, password []byte, params kdf.Params
 	return &Created{Account: acctID, Vault: vaultID, RecoveryKey: rk.Reveal(), Path: path, KDF: params}, nil
 }
 
-// binaryKey is a private key that encodes itself.
-type binaryKey interface{ MarshalBinary() ([]byte, error) }
+// privateKey is a private key that encodes itself.
+type privateKey interface{ Bytes() secret.Bytes }
 
-func sealKey(r io.Reader, mk secret.Bytes, k binaryKey, ctx envelope.Context) ([]byte, error) {
-	b, err := k.MarshalBinary()
-	if err != nil {
-		return nil, err
-	}
-	defer secret.Wipe(b)
+func sealKey(r io.Reader, mk secret.Bytes, k privateKey, ctx envelope.Context) ([]byte, error) {
+	b := k.Bytes()
+	defer b.Wipe()
 	return envelope.Seal(r, mk, ctx, b)
 }
 
@@ -359,7 +371,7 @@ func (v *Vault) Account() string { return v.acct.Account }
 
 // Params returns the KDF parameters recorded in the vault.
 func (v *Vault) Params() (kdf.Params, error) {
-	p, _, err := kdf.Parse(v.acct.KDF)
+	p, _, err := parseKDF(v.acct.KDF)
 	if err != nil {
 		return kdf.Params{}, tampered("kdf parameters: %v", err)
 	}
@@ -374,11 +386,10 @@ func (v *Vault) Unlocked() bool { return v.mk != nil }
 
 // Lock forgets every key and every decrypted overview.
 func (v *Vault) Lock() {
-	v.mk.Wipe()
-	v.macKey.Wipe()
-	for _, s := range v.vaults {
-		s.key.Wipe()
+	for _, free := range v.release {
+		free()
 	}
+	v.release = nil
 	if v.signer != nil {
 		v.signer.Wipe()
 	}
@@ -391,7 +402,7 @@ func (v *Vault) Unlock(ctx context.Context, password []byte) error {
 	if err := v.readAccount(); err != nil {
 		return err
 	}
-	params, salts, err := kdf.Parse(v.acct.KDF)
+	params, salts, err := parseKDF(v.acct.KDF)
 	if err != nil {
 		return tampered("kdf parameters: %v", err)
 	}
@@ -401,7 +412,7 @@ func (v *Vault) Unlock(ctx context.Context, password []byte) error {
 	if err := checkParams(params, v.opts); err != nil {
 		return err
 	}
-	keys, err := kdf.Derive(password, nil, params, salts)
+	keys, err := kdf.DeriveWith(password, nil, params, salts, v.opts.AllowInsecureKDF)
 	if err != nil {
 		return fmt.Errorf("derive keys from password: %w", err)
 	}
@@ -419,8 +430,8 @@ func (v *Vault) Unlock(ctx context.Context, password []byte) error {
 // unlockWith takes over mk and loads everything it protects.
 func (v *Vault) unlockWith(ctx context.Context, mk secret.Bytes) error {
 	v.Lock()
-	v.mk = mk
-	v.macKey = macKey(mk)
+	v.mk = v.keep(mk)
+	v.macKey = v.keep(macKey(v.mk))
 	if err := v.load(ctx); err != nil {
 		v.Lock()
 		return err
@@ -437,6 +448,10 @@ func (v *Vault) load(ctx context.Context) error {
 	if err != nil {
 		return tampered("identity public key: %v", err)
 	}
+	if v.signer != nil {
+		v.signer.Wipe()
+	}
+	v.device, v.signer = nil, nil
 	v.devices = map[string]*sign.PublicKey{}
 	for i := range v.acct.Devices {
 		d := &v.acct.Devices[i]
@@ -478,9 +493,6 @@ func (v *Vault) loadVaults(ctx context.Context) error {
 	if len(recs) == 0 {
 		return tampered("the vault has no vault records")
 	}
-	for _, s := range v.vaults {
-		s.key.Wipe()
-	}
 	v.vaults, v.order = map[string]*vaultState{}, nil
 	for id, raw := range recs {
 		var vr vaultRecord
@@ -501,7 +513,7 @@ func (v *Vault) loadVaults(ctx context.Context) error {
 		if err != nil {
 			return tampered("vault %s name does not open: %v", id, err)
 		}
-		s := &vaultState{id: id, name: string(name), key: key}
+		s := &vaultState{id: id, name: string(name), key: v.keep(key)}
 		v.vaults[id] = s
 		v.order = append(v.order, id)
 		if err := v.checkVault(ctx, s, false, nil); err != nil {
@@ -536,3 +548,12 @@ func (v *Vault) refresh(ctx context.Context) error {
 }
 
 func genesis(vault string) chain.Hash { return vlog.Genesis(vault) }
+
+func marshalKDF(p kdf.Params, s kdf.Salts) ([]byte, error) {
+	return kdf.Header{Params: p, Salts: s}.MarshalBinary()
+}
+
+func parseKDF(b []byte) (kdf.Params, kdf.Salts, error) {
+	h, err := kdf.ParseHeader(b)
+	return h.Params, h.Salts, err
+}

@@ -1,0 +1,224 @@
+package service
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/safehold/safehold/internal/agent"
+	"github.com/safehold/safehold/internal/secret"
+	"github.com/safehold/safehold/internal/vault"
+)
+
+// Handler runs vault operations inside the agent. It owns the open vault.
+type Handler struct {
+	V           *vault.Vault
+	IdleTimeout time.Duration
+	// Stop is called (in its own goroutine) when a client asks the agent
+	// to exit.
+	Stop func()
+	// LockedMemory reports whether keys sit in locked memory.
+	LockedMemory func() bool
+}
+
+var _ agent.Handler = (*Handler)(nil)
+
+// decode parses args strictly into v.
+func decode(raw json.RawMessage, v any) error {
+	if len(raw) == 0 {
+		raw = []byte("{}")
+	}
+	dec := json.NewDecoder(bytesReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return &agent.Error{Code: agent.CodeBadRequest, Message: fmt.Sprintf("bad arguments: %v", err)}
+	}
+	return nil
+}
+
+// Handle implements agent.Handler.
+func (h *Handler) Handle(ctx context.Context, req agent.Request, files []*os.File) (any, error) {
+	res, err := h.handle(ctx, req, files)
+	if err != nil {
+		return nil, toAgentError(err)
+	}
+	return res, nil
+}
+
+// OnIdle forgets the keys; an agent that is already locked stops.
+func (h *Handler) OnIdle() {
+	if h.V.Unlocked() {
+		h.V.Lock()
+		return
+	}
+	if h.Stop != nil {
+		go h.Stop()
+	}
+}
+
+func (h *Handler) info(ctx context.Context) (*Info, error) {
+	in := &Info{
+		PID: os.Getpid(), Unlocked: h.V.Unlocked(), VaultPath: h.V.Path(), Account: h.V.Account(),
+		InsecureTestKDF: h.V.InsecureTestKDF(), IdleTimeout: h.IdleTimeout.String(),
+	}
+	if p, err := h.V.Params(); err == nil {
+		in.KDF = p
+	}
+	if h.LockedMemory != nil {
+		in.LockedMemory = h.LockedMemory()
+	}
+	if in.Unlocked {
+		all, err := h.V.List(ctx, vault.Filter{})
+		if err != nil {
+			return nil, err
+		}
+		trash, err := h.V.List(ctx, vault.Filter{Trash: true})
+		if err != nil {
+			return nil, err
+		}
+		in.Items, in.Trashed = len(all), len(trash)
+	}
+	return in, nil
+}
+
+func (h *Handler) handle(ctx context.Context, req agent.Request, files []*os.File) (any, error) {
+	switch req.Op {
+	case OpInfo:
+		return h.info(ctx)
+	case OpUnlock:
+		var a UnlockArgs
+		if err := decode(req.Args, &a); err != nil {
+			return nil, err
+		}
+		defer secret.Wipe(a.Password)
+		if err := h.V.Unlock(ctx, a.Password); err != nil {
+			return nil, err
+		}
+		return h.info(ctx)
+	case OpRecover:
+		var a RecoverArgs
+		if err := decode(req.Args, &a); err != nil {
+			return nil, err
+		}
+		defer secret.Wipe(a.Password)
+		defer secret.Wipe(a.RecoveryKey)
+		if err := h.V.Recover(ctx, string(a.RecoveryKey), a.Password, kdfZero); err != nil {
+			return nil, err
+		}
+		return h.info(ctx)
+	case OpPasswd:
+		var a PasswdArgs
+		if err := decode(req.Args, &a); err != nil {
+			return nil, err
+		}
+		defer secret.Wipe(a.Old)
+		defer secret.Wipe(a.New)
+		if err := h.V.ChangePassword(ctx, a.Old, a.New, a.Params); err != nil {
+			return nil, err
+		}
+		return h.info(ctx)
+	case OpLock:
+		h.V.Lock()
+		return h.info(ctx)
+	case OpStop:
+		h.V.Lock()
+		if h.Stop != nil {
+			go h.Stop()
+		}
+		return struct{}{}, nil
+	case OpAdd:
+		var a AddArgs
+		if err := decode(req.Args, &a); err != nil {
+			return nil, err
+		}
+		return h.V.Add(ctx, a.Items)
+	case OpGet:
+		var a RefArgs
+		if err := decode(req.Args, &a); err != nil {
+			return nil, err
+		}
+		return h.V.Get(ctx, a.Ref)
+	case OpList:
+		var a ListArgs
+		if err := decode(req.Args, &a); err != nil {
+			return nil, err
+		}
+		return orEmpty(h.V.List(ctx, a.Filter))
+	case OpFind:
+		var a FindArgs
+		if err := decode(req.Args, &a); err != nil {
+			return nil, err
+		}
+		return orEmpty(h.V.Find(ctx, a.Query, a.Filter))
+	case OpUpdate:
+		var a UpdateArgs
+		if err := decode(req.Args, &a); err != nil {
+			return nil, err
+		}
+		return h.V.Update(ctx, a.Ref, a.Base, a.Item)
+	case OpTrash, OpRestore, OpPurge:
+		var a RefArgs
+		if err := decode(req.Args, &a); err != nil {
+			return nil, err
+		}
+		switch req.Op {
+		case OpTrash:
+			return h.V.Trash(ctx, a.Ref)
+		case OpRestore:
+			return h.V.Restore(ctx, a.Ref)
+		}
+		return h.V.Purge(ctx, a.Ref)
+	case OpEmptyTrash:
+		n, err := h.V.EmptyTrash(ctx)
+		return Count{N: int64(n)}, err
+	case OpHistory:
+		var a RefArgs
+		if err := decode(req.Args, &a); err != nil {
+			return nil, err
+		}
+		return h.V.History(ctx, a.Ref)
+	case OpRestoreRevision:
+		var a RevisionArgs
+		if err := decode(req.Args, &a); err != nil {
+			return nil, err
+		}
+		return h.V.RestoreRevision(ctx, a.Ref, a.Revision)
+	case OpVerify:
+		rep, err := h.V.Verify(ctx)
+		var ie *vault.IntegrityError
+		if errors.As(err, &ie) {
+			return rep, nil // the report carries the problems
+		}
+		return rep, err
+	case OpAttach, OpReadAttachment:
+		var a AttachArgs
+		if err := decode(req.Args, &a); err != nil {
+			return nil, err
+		}
+		if len(files) != 1 {
+			return nil, &agent.Error{Code: agent.CodeBadRequest, Message: fmt.Sprintf("%s wants one passed file, got %d", req.Op, len(files))}
+		}
+		if req.Op == OpAttach {
+			return h.V.Attach(ctx, a.Ref, a.Name, files[0])
+		}
+		n, err := h.V.ReadAttachment(ctx, a.Ref, a.Name, files[0])
+		return Count{N: n}, err
+	case OpDetach:
+		var a AttachArgs
+		if err := decode(req.Args, &a); err != nil {
+			return nil, err
+		}
+		return h.V.Detach(ctx, a.Ref, a.Name)
+	}
+	return nil, &agent.Error{Code: agent.CodeBadRequest, Message: fmt.Sprintf("unknown op %q", req.Op), Hint: "the agent is older than this safe: run `safe agent stop` and retry"}
+}
+
+func orEmpty[T any](v []T, err error) ([]T, error) {
+	if v == nil && err == nil {
+		v = []T{}
+	}
+	return v, err
+}

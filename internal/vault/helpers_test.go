@@ -1,0 +1,5 @@
+package vault
+
+import "os"
+
+var osReadFile = os.ReadFile

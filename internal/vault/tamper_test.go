@@ -1,0 +1,163 @@
+package vault
+
+import (
+	"database/sql"
+	"errors"
+	"strings"
+	"testing"
+)
+
+// Each case edits the vault file the way an attacker with write access
+// could, then checks that both a running engine and a fresh unlock refuse
+// it, and that Verify reports it.
+func TestTamperDetected(t *testing.T) {
+	cases := []struct {
+		name   string
+		tamper func(t *testing.T, db *rawFile)
+		want   string // part of the reported problem
+	}{
+		{"swap two items' ciphertexts", func(t *testing.T, f *rawFile) {
+			a, b := f.payload(t, "Alpha"), f.payload(t, "Beta")
+			f.exec(t, "UPDATE items SET payload = ? WHERE item_id = ?", b, f.ids["Alpha"])
+			f.exec(t, "UPDATE items SET payload = ? WHERE item_id = ?", a, f.ids["Beta"])
+		}, "modified or swapped"},
+		{"flip one byte of a ciphertext", func(t *testing.T, f *rawFile) {
+			p := f.payload(t, "Alpha")
+			p[len(p)-5] ^= 1
+			f.exec(t, "UPDATE items SET payload = ? WHERE item_id = ?", p, f.ids["Alpha"])
+		}, "modified or swapped"},
+		{"roll a row back to an older revision", func(t *testing.T, f *rawFile) {
+			f.exec(t, `UPDATE items SET revision = h.revision, payload = h.payload FROM history h
+				WHERE h.item_id = items.item_id AND items.item_id = ? AND h.revision = 1`, f.ids["Alpha"])
+		}, "rolled back"},
+		{"delete an item row", func(t *testing.T, f *rawFile) {
+			f.exec(t, "DELETE FROM items WHERE item_id = ?", f.ids["Beta"])
+		}, "row is gone"},
+		{"inject an item row", func(t *testing.T, f *rawFile) {
+			f.exec(t, "INSERT INTO items (vault_id, item_id, revision, payload) SELECT vault_id, 'injected0000000000000000000', 1, payload FROM items WHERE item_id = ?", f.ids["Beta"])
+		}, "injected"},
+		{"truncate the log", func(t *testing.T, f *rawFile) {
+			f.exec(t, "DELETE FROM log WHERE seq = (SELECT max(seq) FROM log)")
+		}, "rollback"},
+		{"delete a log entry in the middle", func(t *testing.T, f *rawFile) {
+			f.exec(t, "DELETE FROM log WHERE seq = 2")
+		}, "missing"},
+		{"edit a log entry's columns", func(t *testing.T, f *rawFile) {
+			f.exec(t, "UPDATE log SET revision = 9 WHERE seq = 1")
+		}, "edited"},
+		{"edit a byte of a log entry", func(t *testing.T, f *rawFile) {
+			var e []byte
+			f.query(t, "SELECT entry FROM log WHERE seq = 1", &e)
+			e[40] ^= 1
+			f.exec(t, "UPDATE log SET entry = ? WHERE seq = 1", e)
+		}, "log entry 1"},
+		{"edit the account record", func(t *testing.T, f *rawFile) {
+			f.exec(t, `UPDATE account SET record = CAST(replace(record, '"security_version":1', '"security_version":0') AS BLOB)`)
+		}, "account record"},
+		{"edit the vault record", func(t *testing.T, f *rawFile) {
+			f.exec(t, `UPDATE vaults SET record = CAST(replace(record, '"created":', '"created":1') AS BLOB)`)
+		}, "vault"},
+		{"edit the log head", func(t *testing.T, f *rawFile) {
+			f.exec(t, `UPDATE heads SET record = CAST(replace(record, '"seq":5', '"seq":4') AS BLOB)`)
+		}, "head"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			v, path, _ := newVault(t)
+			f := &rawFile{db: rawDB(t, path), ids: map[string]string{}}
+			for _, title := range []string{"Alpha", "Beta"} {
+				f.ids[title] = addLogin(t, v, title, "pw-"+title).ID
+			}
+			it, err := v.Get(ctx, "Alpha")
+			if err != nil {
+				t.Fatal(err)
+			}
+			it.Password = "pw-Alpha-2"
+			if _, err := v.Update(ctx, "Alpha", 0, it); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := v.Trash(ctx, "Beta"); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := v.Restore(ctx, "Beta"); err != nil {
+				t.Fatal(err)
+			}
+
+			tc.tamper(t, f)
+
+			// The running engine notices the outside write.
+			_, err1 := v.Get(ctx, "Alpha")
+			_, err2 := v.Get(ctx, f.ids["Beta"])
+			if !errors.Is(err1, ErrTampered) && !errors.Is(err2, ErrTampered) {
+				t.Errorf("running engine served tampered data: %v / %v", err1, err2)
+			}
+			// A fresh unlock refuses it.
+			v2, err := Open(path, testOptions())
+			if err == nil {
+				defer v2.Close()
+				err = v2.Unlock(ctx, []byte("correct horse battery"))
+			}
+			if !errors.Is(err, ErrTampered) {
+				t.Fatalf("fresh unlock: got %v, want ErrTampered", err)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %q does not say %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestVerifyReportsEveryProblem checks that Verify lists problems instead of
+// stopping at the first, including ones only a full check sees (history).
+func TestVerifyReportsHistoryTampering(t *testing.T) {
+	v, path, _ := newVault(t)
+	it := addLogin(t, v, "Alpha", "one")
+	it.Password = "two"
+	if _, err := v.Update(ctx, it.ID, 0, it); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Verify(ctx); err != nil {
+		t.Fatal(err)
+	}
+	f := &rawFile{db: rawDB(t, path)}
+	var p []byte
+	f.query(t, "SELECT payload FROM history", &p)
+	p[50] ^= 1
+	f.exec(t, "UPDATE history SET payload = ?", p)
+	rep, err := v.Verify(ctx)
+	if !errors.Is(err, ErrTampered) || len(rep.Problems) != 1 || !strings.Contains(rep.Problems[0], "history") {
+		t.Fatalf("verify: %v %+v", err, rep)
+	}
+	if _, err := v.History(ctx, "Alpha"); !errors.Is(err, ErrTampered) {
+		t.Fatalf("history served a tampered revision: %v", err)
+	}
+}
+
+type rawFile struct {
+	db  *sql.DB
+	ids map[string]string
+}
+
+func (f *rawFile) exec(t *testing.T, q string, args ...any) {
+	t.Helper()
+	res, err := f.db.Exec(q, args...)
+	if err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		t.Fatalf("%s changed nothing", q)
+	}
+}
+
+func (f *rawFile) query(t *testing.T, q string, dst any, args ...any) {
+	t.Helper()
+	if err := f.db.QueryRow(q, args...).Scan(dst); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+}
+
+func (f *rawFile) payload(t *testing.T, title string) []byte {
+	var p []byte
+	f.query(t, "SELECT payload FROM items WHERE item_id = ?", &p, f.ids[title])
+	return p
+}
