@@ -84,15 +84,15 @@ type CardData struct {
 
 // IdentityData holds a person's details.
 type IdentityData struct {
-	FirstName string `json:"first_name,omitempty"`
-	LastName  string `json:"last_name,omitempty"`
-	Email     string `json:"email,omitempty"`
-	Phone     string `json:"phone,omitempty"`
-	Address   string `json:"address,omitempty"`
-	Company   string `json:"company,omitempty"`
-	Birthday  string `json:"birthday,omitempty"`
-	Passport  string `json:"passport,omitempty"`
-	License   string `json:"license,omitempty"`
+	FirstName  string `json:"first_name,omitempty"`
+	LastName   string `json:"last_name,omitempty"`
+	Email      string `json:"email,omitempty"`
+	Phone      string `json:"phone,omitempty"`
+	Address    string `json:"address,omitempty"`
+	Company    string `json:"company,omitempty"`
+	Birthday   string `json:"birthday,omitempty"`
+	Passport   string `json:"passport,omitempty"`
+	License    string `json:"license,omitempty"`
 	NationalID string `json:"national_id,omitempty"`
 }
 
@@ -108,34 +108,34 @@ type SSHData struct {
 // header are what it takes to read the encrypted chunks; they live only
 // inside the sealed item payload.
 type Attachment struct {
-	ID     string `json:"id"`
-	Name   string `json:"name"`
-	Size   int64  `json:"size"`
-	Chunks int64  `json:"chunks"`
-	Key    []byte `json:"key,omitempty"`
-	Header []byte `json:"header,omitempty"`
+	ID     string    `json:"id"`
+	Name   string    `json:"name"`
+	Size   int64     `json:"size"`
+	Chunks int64     `json:"chunks"`
+	Key    []byte    `json:"key,omitempty"`
+	Header []byte    `json:"header,omitempty"`
 	Added  time.Time `json:"added"`
 }
 
 // Item is one secret and everything a user typed about it.
 type Item struct {
-	ID       string        `json:"id,omitempty"`
-	Type     Type          `json:"type"`
-	Title    string        `json:"title"`
-	Username string        `json:"username,omitempty"`
-	Password string        `json:"password,omitempty"`
-	URLs     []string      `json:"urls,omitempty"`
-	Notes    string        `json:"notes,omitempty"`
-	TOTP     string        `json:"totp,omitempty"` // base32 seed or otpauth:// URI
-	Card     *CardData     `json:"card,omitempty"`
-	Identity *IdentityData `json:"identity,omitempty"`
-	SSH      *SSHData      `json:"ssh,omitempty"`
-	VPN      json.RawMessage `json:"vpn,omitempty"` // a wireguard.Profile
-	Fields   []Field       `json:"fields,omitempty"`
-	Tags     []string      `json:"tags,omitempty"`
-	Folder   string        `json:"folder,omitempty"`
-	Favorite bool          `json:"favorite,omitempty"`
-	Attachments []Attachment `json:"attachments,omitempty"`
+	ID          string          `json:"id,omitempty"`
+	Type        Type            `json:"type"`
+	Title       string          `json:"title"`
+	Username    string          `json:"username,omitempty"`
+	Password    string          `json:"password,omitempty"`
+	URLs        []string        `json:"urls,omitempty"`
+	Notes       string          `json:"notes,omitempty"`
+	TOTP        string          `json:"totp,omitempty"` // base32 seed or otpauth:// URI
+	Card        *CardData       `json:"card,omitempty"`
+	Identity    *IdentityData   `json:"identity,omitempty"`
+	SSH         *SSHData        `json:"ssh,omitempty"`
+	VPN         json.RawMessage `json:"vpn,omitempty"` // a wireguard.Profile
+	Fields      []Field         `json:"fields,omitempty"`
+	Tags        []string        `json:"tags,omitempty"`
+	Folder      string          `json:"folder,omitempty"`
+	Favorite    bool            `json:"favorite,omitempty"`
+	Attachments []Attachment    `json:"attachments,omitempty"`
 
 	Created  time.Time  `json:"created,omitzero"`
 	Modified time.Time  `json:"modified,omitzero"`

@@ -136,8 +136,10 @@ func ensureDir(dir string) error {
 	if err != nil {
 		return err
 	}
-	if fi.Mode().Perm()&0o077 != 0 {
-		return fmt.Errorf("%w: directory %s is mode %04o; run chmod 700 on it", ErrPermission, dir, fi.Mode().Perm())
+	// The vault file itself is 0600; a directory others may read only
+	// shows its name, but one others may write lets them swap the file.
+	if fi.Mode().Perm()&0o022 != 0 {
+		return fmt.Errorf("%w: directory %s is mode %04o, writable by others; run chmod 700 on it", ErrPermission, dir, fi.Mode().Perm())
 	}
 	return nil
 }

@@ -1,0 +1,259 @@
+// Package cli is the `safe` command line: one file per command group, each
+// building its cobra command and calling a run function. Commands that touch
+// an unlocked vault talk to the unlock agent through internal/service;
+// `init`, `kdf` and `agent` work on the vault file directly.
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/safehold/safehold/internal/agent"
+	"github.com/safehold/safehold/internal/item"
+	"github.com/safehold/safehold/internal/service"
+	"github.com/safehold/safehold/internal/store"
+	"github.com/safehold/safehold/internal/vault"
+)
+
+// Exit codes. They are stable and documented in docs/cli.md.
+const (
+	ExitOK            = 0
+	ExitError         = 1  // anything not listed below
+	ExitUsage         = 2  // bad flags or arguments
+	ExitWrongPassword = 3  // wrong password or Recovery Key
+	ExitNotFound      = 4  // no item, field or attachment by that name
+	ExitAmbiguous     = 5  // a name matched more than one item
+	ExitLocked        = 6  // the vault is locked (no agent, or agent locked)
+	ExitTampered      = 7  // an integrity check failed
+	ExitConflict      = 8  // the item changed since it was read
+	ExitNoVault       = 9  // no vault here: run safe init
+	ExitExists        = 10 // a vault already exists here
+	ExitInvalid       = 11 // invalid input (item JSON, form, parameters)
+	ExitInsecureKDF   = 12 // the test KDF profile without its switch
+)
+
+// Env is what a command sees of the world: streams, environment and the
+// process's identity. Tests build their own.
+type Env struct {
+	Stdin  io.Reader
+	Stdout io.Writer
+	Stderr io.Writer
+	Getenv func(string) string
+	// Exe is the path of the safe binary, used to start the agent and the
+	// clipboard cleaner.
+	Exe string
+}
+
+// app carries the global flags and the environment through one run.
+type app struct {
+	env      Env
+	jsonOut  bool
+	home     string
+	ctx      context.Context
+	warned   bool
+	insecure bool
+}
+
+// Main runs the command line and returns the process exit code.
+func Main(ctx context.Context, args []string, env Env) int {
+	a := &app{env: env, ctx: ctx}
+	root := a.rootCommand()
+	root.SetArgs(args)
+	root.SetIn(env.Stdin)
+	root.SetOut(env.Stdout)
+	root.SetErr(env.Stderr)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return ExitOK
+	}
+	return a.report(err)
+}
+
+func (a *app) rootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "safe",
+		Short: "Safehold: an end-to-end encrypted safe for passwords and secrets",
+		Long: `Safehold keeps passwords and other secrets in an encrypted vault file.
+Everything you type is sealed with AES-256-GCM inside XChaCha20-Poly1305 under
+keys that only your password (or your Recovery Key) unlocks.
+
+Start with:  safe init    then  safe add login --title Example --generate`,
+		SilenceErrors:     true,
+		SilenceUsage:      true,
+		CompletionOptions: cobra.CompletionOptions{HiddenDefaultCmd: false},
+	}
+	root.PersistentFlags().StringVar(&a.home, "home", "", "directory for all client state (default $SAFE_HOME, else the XDG directories)")
+	root.PersistentFlags().BoolVar(&a.jsonOut, "json", false, "print machine-readable JSON")
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
+	for _, c := range []*cobra.Command{
+		a.initCommand(), a.unlockCommand(), a.lockCommand(), a.statusCommand(),
+		a.addCommand(), a.editCommand(), a.getCommand("get"), a.getCommand("show"),
+		a.lsCommand(), a.findCommand(), a.rmCommand(), a.restoreCommand(), a.purgeCommand(),
+		a.historyCommand(), a.generateCommand(), a.totpCommand(), a.copyCommand(),
+		a.passwdCommand(), a.recoverCommand(), a.verifyCommand(), a.kdfCommand(),
+		a.versionCommand(), a.agentCommand(), a.attachCommand(), a.vpnCommand(),
+		a.sshCommand(), a.clipboardClearCommand(),
+	} {
+		root.AddCommand(c)
+	}
+	return root
+}
+
+// usageError marks bad flags or arguments.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+// hintError carries a hint line and an exit code with an error.
+type hintError struct {
+	err  error
+	hint string
+	code int
+}
+
+func (e *hintError) Error() string { return e.err.Error() }
+func (e *hintError) Unwrap() error { return e.err }
+
+func withHint(code int, hint string, err error) error {
+	return &hintError{err: err, hint: hint, code: code}
+}
+
+func failf(code int, hint, format string, args ...any) error {
+	return withHint(code, hint, fmt.Errorf(format, args...))
+}
+
+// agentCodes maps the agent's error codes to exit codes.
+var agentCodes = map[string]int{
+	service.CodeWrongPassword: ExitWrongPassword,
+	service.CodeRecoveryKey:   ExitWrongPassword,
+	service.CodeNotFound:      ExitNotFound,
+	service.CodeAmbiguous:     ExitAmbiguous,
+	service.CodeLocked:        ExitLocked,
+	service.CodeTampered:      ExitTampered,
+	service.CodeConflict:      ExitConflict,
+	service.CodeNoVault:       ExitNoVault,
+	service.CodeInvalid:       ExitInvalid,
+	service.CodeInsecureKDF:   ExitInsecureKDF,
+	service.CodeNotInTrash:    ExitNotFound,
+}
+
+// classify finds the exit code and hint for an error.
+func classify(err error) (int, string) {
+	var he *hintError
+	if errors.As(err, &he) {
+		return he.code, he.hint
+	}
+	var ue usageError
+	if errors.As(err, &ue) {
+		return ExitUsage, "run the command with --help for its usage"
+	}
+	var ae *agent.Error
+	if errors.As(err, &ae) {
+		if c, ok := agentCodes[ae.Code]; ok {
+			return c, ae.Hint
+		}
+		return ExitError, ae.Hint
+	}
+	switch {
+	case errors.Is(err, vault.ErrWrongPassword):
+		return ExitWrongPassword, "check the password; a forgotten password can be replaced with `safe recover`"
+	case errors.Is(err, vault.ErrRecoveryKey):
+		return ExitWrongPassword, "type the Recovery Key exactly as printed when the vault was made"
+	case errors.Is(err, vault.ErrTampered):
+		return ExitTampered, "the vault file was changed outside safe; restore it from a backup"
+	case errors.Is(err, vault.ErrNoVault), errors.Is(err, store.ErrNotExist):
+		return ExitNoVault, "run `safe init` to create a vault"
+	case errors.Is(err, vault.ErrExists):
+		return ExitExists, "use the vault that is there, or choose another --home"
+	case errors.Is(err, vault.ErrInsecureKDF):
+		return ExitInsecureKDF, ""
+	case errors.Is(err, item.ErrInvalid):
+		return ExitInvalid, ""
+	case errors.Is(err, agent.ErrNoAgent):
+		return ExitLocked, "run `safe unlock`"
+	case errors.Is(err, store.ErrNotVault), errors.Is(err, store.ErrPermission):
+		return ExitError, ""
+	}
+	return ExitError, ""
+}
+
+// report prints an error as "error:" and "hint:" lines (or JSON) and returns
+// the exit code.
+func (a *app) report(err error) int {
+	code, hint := classify(err)
+	if a.jsonOut {
+		out := map[string]any{"error": err.Error(), "exit_code": code}
+		if hint != "" {
+			out["hint"] = hint
+		}
+		enc := json.NewEncoder(a.env.Stderr)
+		enc.SetIndent("", "  ")
+		enc.Encode(out)
+		return code
+	}
+	fmt.Fprintf(a.env.Stderr, "error: %s\n", sanitizeLines(err.Error()))
+	if hint != "" {
+		fmt.Fprintf(a.env.Stderr, "hint: %s\n", hint)
+	}
+	return code
+}
+
+// printJSON writes v as indented JSON on stdout.
+func (a *app) printJSON(v any) error {
+	enc := json.NewEncoder(a.env.Stdout)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	return enc.Encode(v)
+}
+
+func (a *app) printf(format string, args ...any) { fmt.Fprintf(a.env.Stdout, format, args...) }
+
+func (a *app) warnf(format string, args ...any) {
+	fmt.Fprintf(a.env.Stderr, "warning: "+format+"\n", args...)
+}
+
+// insecureWarning is printed by every command on a vault made with the
+// test KDF profile.
+func (a *app) insecureWarning(insecure bool) {
+	if !insecure || a.warned {
+		return
+	}
+	a.warned = true
+	fmt.Fprintln(a.env.Stderr, "WARNING: this vault uses the INSECURE TEST KDF profile (SAFE_INSECURE_TEST_KDF=1): its password can be guessed quickly. Never keep real secrets in it.")
+}
+
+// stdinIsTerminal says whether prompts are possible.
+func (a *app) stdinIsTerminal() bool {
+	f, ok := a.env.Stdin.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// sanitizeLines removes control characters (terminal escapes included) from
+// text shown on a terminal, keeping line breaks and tabs.
+func sanitizeLines(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r == '\n' || r == '\t':
+			return r
+		case r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0):
+			return -1
+		case r == '\u202e' || r == '\u202d' || r == '\u2066' || r == '\u2067' || r == '\u2068' || r == '\u2069':
+			return -1 // bidirectional overrides
+		}
+		return r
+	}, s)
+}
+
+// sanitize is sanitizeLines for one-line values.
+func sanitize(s string) string {
+	return strings.ReplaceAll(strings.ReplaceAll(sanitizeLines(s), "\n", " "), "\t", " ")
+}

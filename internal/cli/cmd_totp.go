@@ -1,0 +1,75 @@
+package cli
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/safehold/safehold/internal/item"
+	"github.com/safehold/safehold/internal/totp"
+)
+
+// totpSource finds an item's TOTP configuration: the totp field, or the
+// first custom field of kind totp.
+func totpSource(it item.Item) (string, error) {
+	if it.TOTP != "" {
+		return it.TOTP, nil
+	}
+	for _, f := range it.Fields {
+		if f.Kind == item.KindTOTP && f.Value != "" {
+			return f.Value, nil
+		}
+	}
+	return "", withHint(ExitNotFound, "add one with `safe edit NAME --totp-stdin` (a base32 seed or an otpauth:// URI)", fmt.Errorf("%q has no TOTP seed", it.Title))
+}
+
+func (a *app) totpCommand() *cobra.Command {
+	c := &cobra.Command{
+		Use:   "totp NAME",
+		Short: "Print the item's current one-time code (RFC 6238)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			sc, err := a.unlocked()
+			if err != nil {
+				return err
+			}
+			defer sc.C.Close()
+			it, err := sc.Get(a.ctx, args[0])
+			if err != nil {
+				return err
+			}
+			src, err := totpSource(it)
+			if err != nil {
+				return err
+			}
+			cfg, err := totp.Parse(src)
+			if err != nil {
+				return withHint(ExitInvalid, "fix the seed with `safe edit`", fmt.Errorf("%q: the TOTP seed does not parse: %w", it.Title, err))
+			}
+			defer cfg.Secret.Wipe()
+			code, left, err := totp.Code(cfg, time.Now())
+			if err != nil {
+				return err
+			}
+			if a.jsonOut {
+				return a.printJSON(map[string]any{"code": code, "remaining_seconds": int(left.Seconds() + 0.5), "period": cfg.Period, "digits": cfg.Digits})
+			}
+			a.printf("%s\n", code)
+			fmt.Fprintf(a.env.Stderr, "valid for %ds more\n", int(left.Seconds()+0.5))
+			return nil
+		},
+	}
+	return c
+}
+
+// currentCode computes the code valid now for a seed or otpauth URI.
+func currentCode(src string) (string, error) {
+	cfg, err := totp.Parse(src)
+	if err != nil {
+		return "", withHint(ExitInvalid, "fix the seed with `safe edit`", fmt.Errorf("the TOTP seed does not parse: %w", err))
+	}
+	defer cfg.Secret.Wipe()
+	code, _, err := totp.Code(cfg, time.Now())
+	return code, err
+}

@@ -1,0 +1,97 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	"github.com/safehold/safehold/internal/agent"
+	"github.com/safehold/safehold/internal/service"
+)
+
+// connect reaches a running agent. It does not start one: a command that
+// needs the vault unlocked fails with "locked" when no agent runs.
+func (a *app) connect() (*service.Client, *service.Info, error) {
+	p, err := a.paths()
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := agent.DialContext(a.ctx, p.Socket)
+	if errors.Is(err, agent.ErrNoAgent) {
+		if _, serr := statVault(p.Vault); serr != nil {
+			return nil, nil, serr
+		}
+		return nil, nil, withHint(ExitLocked, "run `safe unlock`", fmt.Errorf("the vault is locked (no agent is running)"))
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	sc := &service.Client{C: c}
+	info, err := sc.Info(a.ctx)
+	if err != nil {
+		c.Close()
+		return nil, nil, err
+	}
+	a.insecureWarning(info.InsecureTestKDF)
+	return sc, info, nil
+}
+
+// unlocked connects and insists that the agent holds the keys.
+func (a *app) unlocked() (*service.Client, error) {
+	c, info, err := a.connect()
+	if err != nil {
+		return nil, err
+	}
+	if !info.Unlocked {
+		c.C.Close()
+		return nil, withHint(ExitLocked, "run `safe unlock`", fmt.Errorf("the vault is locked"))
+	}
+	return c, nil
+}
+
+// startAgent makes sure an agent serves this vault, starting one if needed.
+func (a *app) startAgent(ctx context.Context, timeout string) (*service.Client, *service.Info, error) {
+	p, err := a.paths()
+	if err != nil {
+		return nil, nil, err
+	}
+	if _, err := statVault(p.Vault); err != nil {
+		return nil, nil, err
+	}
+	args := []string{"agent"}
+	if p.Home != "" {
+		args = append(args, "--home", p.Home)
+	}
+	if timeout != "" {
+		args = append(args, "--timeout", timeout)
+	}
+	cmd := exec.Command(a.env.Exe, args...)
+	l := agent.Launcher{LogPath: p.Log}
+	if err := l.Start(ctx, p.Socket, cmd); err != nil {
+		return nil, nil, fmt.Errorf("start the agent: %w", err)
+	}
+	return a.connect()
+}
+
+// Executable returns the path to start this program again (for the agent and
+// the clipboard cleaner): os.Args[0] resolved through PATH when it has no
+// slash, made absolute. It falls back to os.Executable.
+func Executable() string {
+	arg0 := os.Args[0]
+	if !strings.Contains(arg0, "/") {
+		if p, err := exec.LookPath(arg0); err == nil {
+			arg0 = p
+		}
+	}
+	if abs, err := filepath.Abs(arg0); err == nil {
+		if _, err := os.Stat(abs); err == nil {
+			return abs
+		}
+	}
+	exe, _ := os.Executable()
+	return exe
+}
