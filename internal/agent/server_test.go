@@ -3,6 +3,7 @@ package agent
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"io"
@@ -401,7 +402,7 @@ func TestMalformedFramesCloseTheConnection(t *testing.T) {
 	_, path := serve(t, HandlerFunc(testHandler), Options{})
 	cases := map[string][]byte{
 		"zero length":       {0, 0, 0, 0},
-		"oversize":          {0, 0x10, 0, 1},
+		"oversize":          binary.BigEndian.AppendUint32(nil, MaxFrame+1),
 		"not canonical":     frame(`{"id":1, "op":"echo"}`),
 		"unknown field":     frame(`{"id":1,"op":"echo","x":1}`),
 		"trailing value":    frame(`{"id":1,"op":"echo"}{}`),

@@ -14,8 +14,10 @@ const (
 	// ProtocolVersion is sent in the hello exchange; both ends must agree.
 	ProtocolVersion = 1
 	// MaxFrame is the largest payload of one frame, in bytes. The 4-byte
-	// length prefix is not counted.
-	MaxFrame = 1 << 20
+	// length prefix is not counted. It is large enough for a bulk add or a
+	// listing of 100,000 items; the reader allocates as data arrives, not
+	// what the prefix claims.
+	MaxFrame = 64 << 20
 	// MaxFiles is the most file descriptors one request may carry.
 	MaxFiles = 4
 	// MaxOpLen bounds the op name.
@@ -104,11 +106,15 @@ func ReadFrame(r io.Reader) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	payload := make([]byte, n)
-	if _, err := io.ReadFull(r, payload); err != nil {
+	var buf bytes.Buffer
+	buf.Grow(min(n, 64<<10))
+	if _, err := io.CopyN(&buf, r, int64(n)); err != nil {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
 		return nil, fmt.Errorf("%w: reading %d-byte payload: %w", ErrFrame, n, err)
 	}
-	return payload, nil
+	return buf.Bytes(), nil
 }
 
 func frameLen(hdr [4]byte) (int, error) {

@@ -18,7 +18,7 @@ import (
 )
 
 // maxStdin bounds JSON read from standard input (bulk adds included).
-const maxStdin = 256 << 20
+const maxStdin = 60 << 20
 
 func (a *app) readStdin() ([]byte, error) {
 	b, err := io.ReadAll(io.LimitReader(a.env.Stdin, maxStdin+1))

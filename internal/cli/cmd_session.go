@@ -189,7 +189,7 @@ func (a *app) lockCommand() *cobra.Command {
 		Short: "Make the agent forget the keys now",
 		Args:  cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			sc, _, err := a.connect()
+			sc, err := a.dial()
 			var ce *hintError
 			if errors.As(err, &ce) && ce.code == ExitLocked {
 				return a.lockedResult()
@@ -549,7 +549,7 @@ func (a *app) agentCommand() *cobra.Command {
 		Short: "Lock the vault and stop the agent",
 		Args:  cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			sc, _, err := a.connect()
+			sc, err := a.dial()
 			var he *hintError
 			if errors.As(err, &he) && he.code == ExitLocked {
 				a.printf("No agent is running.\n")

@@ -11,6 +11,7 @@ import (
 
 	"github.com/safehold/safehold/internal/agent"
 	"github.com/safehold/safehold/internal/service"
+	"github.com/safehold/safehold/internal/vault"
 )
 
 // connect reaches a running agent. It does not start one: a command that
@@ -38,6 +39,24 @@ func (a *app) connect() (*service.Client, *service.Info, error) {
 	}
 	a.insecureWarning(info.InsecureTestKDF)
 	return sc, info, nil
+}
+
+// dial reaches a running agent without asking for its Info, which checks
+// the vault file: lock and agent stop must work even when that check fails,
+// so that keys are never stuck in an agent serving a tampered file.
+func (a *app) dial() (*service.Client, error) {
+	p, err := a.paths()
+	if err != nil {
+		return nil, err
+	}
+	c, err := agent.DialContext(a.ctx, p.Socket)
+	if errors.Is(err, agent.ErrNoAgent) {
+		return nil, withHint(ExitLocked, "run `safe unlock`", fmt.Errorf("the vault is locked (no agent is running)"))
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &service.Client{C: c}, nil
 }
 
 // unlocked connects and insists that the agent holds the keys.
@@ -74,7 +93,14 @@ func (a *app) startAgent(ctx context.Context, timeout string) (*service.Client, 
 	if err := l.Start(ctx, p.Socket, cmd); err != nil {
 		return nil, nil, fmt.Errorf("start the agent: %w", err)
 	}
-	return a.connect()
+	sc, info, err := a.connect()
+	if err == nil && info.InsecureTestKDF && !a.insecureKDF() {
+		// An agent started with the switch keeps it; the switch must
+		// still be set for each command that unlocks.
+		sc.C.Close()
+		return nil, nil, withHint(ExitInsecureKDF, "this vault was made for tests; set SAFE_INSECURE_TEST_KDF=1 to open it", vault.ErrInsecureKDF)
+	}
+	return sc, info, err
 }
 
 // Executable returns the path to start this program again (for the agent and

@@ -71,15 +71,11 @@ func (h *Handler) info(ctx context.Context) (*Info, error) {
 		in.LockedMemory = h.LockedMemory()
 	}
 	if in.Unlocked {
-		all, err := h.V.List(ctx, vault.Filter{})
+		n, trashed, err := h.V.Counts(ctx)
 		if err != nil {
 			return nil, err
 		}
-		trash, err := h.V.List(ctx, vault.Filter{Trash: true})
-		if err != nil {
-			return nil, err
-		}
-		in.Items, in.Trashed = len(all), len(trash)
+		in.Items, in.Trashed = n, trashed
 	}
 	return in, nil
 }

@@ -19,7 +19,8 @@ type LogRow struct {
 	Seq      uint64
 	Item     string
 	Revision uint64
-	Entry    []byte
+	Body     []byte // the entry's body (internal/vlog)
+	Sig      []byte // its signature; empty when not asked for
 }
 
 // querier is what both *sql.DB and *sql.Tx offer for reads.
@@ -183,8 +184,8 @@ func (s *Store) AllHistory(vault string, fn func(ItemRow) error) error {
 
 // AppendLog adds one entry to a vault's log and to the outbox.
 func (t *Tx) AppendLog(r LogRow) error {
-	if _, err := t.tx.Exec("INSERT INTO log (vault_id, seq, item_id, revision, entry) VALUES (?, ?, ?, ?, ?)",
-		r.Vault, r.Seq, r.Item, r.Revision, r.Entry); err != nil {
+	if _, err := t.tx.Exec("INSERT INTO log (vault_id, seq, item_id, revision, body, sig) VALUES (?, ?, ?, ?, ?, ?)",
+		r.Vault, r.Seq, r.Item, r.Revision, r.Body, r.Sig); err != nil {
 		return wrap("append log entry", err)
 	}
 	_, err := t.tx.Exec("INSERT INTO outbox (vault_id, seq) VALUES (?, ?)", r.Vault, r.Seq)
@@ -192,15 +193,20 @@ func (t *Tx) AppendLog(r LogRow) error {
 }
 
 // Log calls fn for every entry of a vault's log with seq > after, in order.
-func (s *Store) Log(vault string, after uint64, fn func(LogRow) error) error {
-	rows, err := s.db.Query("SELECT seq, item_id, revision, entry FROM log WHERE vault_id = ? AND seq > ? ORDER BY seq", vault, after)
+// Signatures are read only when withSig is set.
+func (s *Store) Log(vault string, after uint64, withSig bool, fn func(LogRow) error) error {
+	sig := "x''"
+	if withSig {
+		sig = "sig"
+	}
+	rows, err := s.db.Query("SELECT seq, item_id, revision, body, "+sig+" FROM log WHERE vault_id = ? AND seq > ? ORDER BY seq", vault, after)
 	if err != nil {
 		return wrap("read log", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
 		r := LogRow{Vault: vault}
-		if err := rows.Scan(&r.Seq, &r.Item, &r.Revision, &r.Entry); err != nil {
+		if err := rows.Scan(&r.Seq, &r.Item, &r.Revision, &r.Body, &r.Sig); err != nil {
 			return wrap("read log", err)
 		}
 		if err := fn(r); err != nil {
@@ -208,17 +214,6 @@ func (s *Store) Log(vault string, after uint64, fn func(LogRow) error) error {
 		}
 	}
 	return wrap("read log", rows.Err())
-}
-
-// LatestLog returns the newest log entry that names an item.
-func (s *Store) LatestLog(vault, item string) (LogRow, error) {
-	r := LogRow{Vault: vault, Item: item}
-	err := s.db.QueryRow("SELECT seq, revision, entry FROM log WHERE vault_id = ? AND item_id = ? ORDER BY seq DESC LIMIT 1", vault, item).
-		Scan(&r.Seq, &r.Revision, &r.Entry)
-	if errors.Is(err, sql.ErrNoRows) {
-		return r, ErrNotFound
-	}
-	return r, wrap("read log", err)
 }
 
 // PutChunk stores one encrypted attachment chunk.
@@ -270,14 +265,14 @@ func wrap(what string, err error) error {
 
 // ItemLog calls fn for every log entry of one item, in order.
 func (s *Store) ItemLog(vault, item string, fn func(LogRow) error) error {
-	rows, err := s.db.Query("SELECT seq, revision, entry FROM log WHERE vault_id = ? AND item_id = ? ORDER BY seq", vault, item)
+	rows, err := s.db.Query("SELECT seq, revision, body FROM log WHERE vault_id = ? AND item_id = ? ORDER BY seq", vault, item)
 	if err != nil {
 		return wrap("read log", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
 		r := LogRow{Vault: vault, Item: item}
-		if err := rows.Scan(&r.Seq, &r.Revision, &r.Entry); err != nil {
+		if err := rows.Scan(&r.Seq, &r.Revision, &r.Body); err != nil {
 			return wrap("read log", err)
 		}
 		if err := fn(r); err != nil {
@@ -285,4 +280,28 @@ func (s *Store) ItemLog(vault, item string, fn func(LogRow) error) error {
 		}
 	}
 	return wrap("read log", rows.Err())
+}
+
+// Snapshot returns a vault's sealed index snapshot and its seq.
+func (s *Store) Snapshot(vault string) (uint64, []byte, error) {
+	var seq uint64
+	var b []byte
+	err := s.db.QueryRow("SELECT seq, sealed FROM snapshots WHERE vault_id = ?", vault).Scan(&seq, &b)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil, ErrNotFound
+	}
+	return seq, b, wrap("read index snapshot", err)
+}
+
+// PutSnapshot replaces a vault's index snapshot.
+func (t *Tx) PutSnapshot(vault string, seq uint64, sealed []byte) error {
+	_, err := t.tx.Exec(`INSERT INTO snapshots (vault_id, seq, sealed) VALUES (?, ?, ?)
+		ON CONFLICT (vault_id) DO UPDATE SET seq = excluded.seq, sealed = excluded.sealed`, vault, seq, sealed)
+	return wrap("write index snapshot", err)
+}
+
+// LogExtent returns how many entries a vault's log has and its last seq.
+func (s *Store) LogExtent(vault string) (n, last uint64, err error) {
+	err = s.db.QueryRow("SELECT count(*), coalesce(max(seq), 0) FROM log WHERE vault_id = ?", vault).Scan(&n, &last)
+	return n, last, wrap("read log extent", err)
 }

@@ -6,6 +6,9 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"runtime"
+	"slices"
+	"sync"
 
 	"github.com/safehold/safehold/internal/chain"
 	"github.com/safehold/safehold/internal/envelope"
@@ -49,11 +52,26 @@ func (v *Vault) checkVault(ctx context.Context, s *vaultState, full bool, proble
 	if h.Vault != s.id || !checkMAC(v.macKey, "head", &h, &h.MAC) {
 		return report("the log head record was modified (its MAC does not verify)")
 	}
-
+	if !full && problems == nil {
+		if ok, err := v.fromSnapshot(ctx, s, &h, report); ok || err != nil {
+			return err
+		}
+	}
 	s.index = map[string]*entryInfo{}
-	running := genesis(s.id)
-	var seq uint64
-	err = v.st.Log(s.id, 0, func(r store.LogRow) error {
+	if _, err := v.replay(ctx, s, 0, genesis(s.id), &h, full, report); err != nil {
+		return err
+	}
+	return v.checkItems(ctx, s, report)
+}
+
+// replay reads the log after entry `after` (whose chain hash is start),
+// checks each entry as checkVault describes, updates s.index, and checks
+// that the log ends at the head. It returns the items the entries named.
+func (v *Vault) replay(ctx context.Context, s *vaultState, after uint64, start chain.Hash, h *headRecord, full bool, report func(string, ...any) error) ([]string, error) {
+	running := start
+	seq := after
+	var touched []string
+	err := v.st.Log(s.id, after, full, func(r store.LogRow) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -61,10 +79,11 @@ func (v *Vault) checkVault(ctx context.Context, s *vaultState, full bool, proble
 		if r.Seq != seq {
 			return report("log entry %d is missing (found %d next): entries were deleted", seq, r.Seq)
 		}
-		e, err := vlog.Decode(r.Entry)
+		e, err := vlog.DecodeBody(r.Body)
 		if err != nil {
 			return report("log entry %d: %v", r.Seq, err)
 		}
+		e.Sig = r.Sig
 		if e.Seq != r.Seq || e.Vault != s.id || e.Item != r.Item || e.Revision != r.Revision {
 			return report("log entry %d was moved or its columns edited", r.Seq)
 		}
@@ -77,49 +96,75 @@ func (v *Vault) checkVault(ctx context.Context, s *vaultState, full bool, proble
 				return report("log entry %d was written by unknown device %s", r.Seq, e.Device)
 			}
 			if err := e.Verify(pub); err != nil {
-				return report("log entry %d: %v", r.Seq, err)
+				// Reported, then the entry is still followed so that one
+				// bad signature does not cascade into other problems.
+				if err := report("log entry %d: %v", r.Seq, err); err != nil {
+					return err
+				}
 			}
 		}
-		running = vlog.Next(running, r.Entry)
+		running = vlog.Next(running, r.Body)
 		s.index[e.Item] = &entryInfo{seq: e.Seq, op: e.Op, revision: e.Revision, digest: bytes.Clone(e.Digest[:])}
+		touched = append(touched, e.Item)
 		return nil
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if seq != h.Seq || subtle.ConstantTimeCompare(running[:], h.Hash) != 1 {
 		if seq < h.Seq {
 			if err := report("the log ends at entry %d but its head says %d: entries were removed (rollback)", seq, h.Seq); err != nil {
-				return err
+				return nil, err
 			}
 		} else if err := report("the log (%d entries) does not end at its recorded head (entry %d)", seq, h.Seq); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	s.seq, s.head = seq, running
-	return v.checkItems(ctx, s, report)
+	return touched, nil
 }
 
 // checkItems checks every item row against the index and rebuilds views.
+// Rows are read first (the store has one connection) and opened by one
+// worker per CPU: opening is the bulk of an unlock.
 func (v *Vault) checkItems(ctx context.Context, s *vaultState, report func(string, ...any) error) error {
-	s.views = map[string]*Overview{}
-	err := v.st.Items(s.id, func(r store.ItemRow) error {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		it, err := v.openRow(s, r)
-		if err != nil {
-			return report("%v", err)
-		}
-		s.views[r.Item] = overviewOf(s.id, it)
-		return nil
-	})
-	if err != nil {
+	var rows []store.ItemRow
+	if err := v.st.Items(s.id, func(r store.ItemRow) error { rows = append(rows, r); return ctx.Err() }); err != nil {
 		return err
+	}
+	views := make([]*Overview, len(rows))
+	errs := make([]error, len(rows))
+	workers := min(runtime.GOMAXPROCS(0), max(1, len(rows)/64))
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; i < len(rows); i += workers {
+				it, err := v.openRow(s, rows[i])
+				if err != nil {
+					errs[i] = err
+					continue
+				}
+				views[i] = overviewOf(s.id, it)
+			}
+		})
+	}
+	wg.Wait()
+	s.views = make(map[string]*Overview, len(rows))
+	for i, r := range rows {
+		if errs[i] != nil {
+			if err := report("%v", errs[i]); err != nil {
+				return err
+			}
+			continue
+		}
+		s.views[r.Item] = views[i]
 	}
 	for id, e := range s.index {
 		if e.op == vlog.OpPut {
 			if _, ok := s.views[id]; !ok {
+				if slices.ContainsFunc(rows, func(r store.ItemRow) bool { return r.Item == id }) {
+					continue // its row is there but failed; already reported
+				}
 				if err := report("item %s (revision %d) is in the log but its row is gone: it was deleted behind safe's back", id, e.revision); err != nil {
 					return err
 				}

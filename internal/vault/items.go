@@ -102,6 +102,23 @@ func (v *Vault) List(ctx context.Context, f Filter) ([]Overview, error) {
 	return out, nil
 }
 
+// Counts returns how many items there are, outside and inside the trash.
+func (v *Vault) Counts(ctx context.Context) (items, trashed int, err error) {
+	if err := v.refresh(ctx); err != nil {
+		return 0, 0, err
+	}
+	for _, s := range v.vaults {
+		for _, o := range s.views {
+			if o.Trashed {
+				trashed++
+			} else {
+				items++
+			}
+		}
+	}
+	return items, trashed, nil
+}
+
 // Match is a search hit.
 type Match struct {
 	Overview
@@ -188,7 +205,11 @@ func (v *Vault) resolve(ctx context.Context, ref string, trash bool) (*vaultStat
 func (v *Vault) Get(ctx context.Context, ref string) (item.Item, error) {
 	s, o, err := v.resolve(ctx, ref, false)
 	if errors.Is(err, ErrNotFound) {
-		s, o, err = v.resolve(ctx, ref, true)
+		// Fall back to the trash, but report a miss there as a miss
+		// everywhere, not as "nothing in the trash matches".
+		if ts, to, terr := v.resolve(ctx, ref, true); !errors.Is(terr, ErrNotFound) {
+			s, o, err = ts, to, terr
+		}
 	}
 	if err != nil {
 		return item.Item{}, err
@@ -410,7 +431,7 @@ func (v *Vault) History(ctx context.Context, ref string) ([]Revision, error) {
 func (v *Vault) logDigests(vault, id string) (map[uint64][]byte, error) {
 	out := map[uint64][]byte{}
 	err := v.st.ItemLog(vault, id, func(r store.LogRow) error {
-		e, err := vlog.Decode(r.Entry)
+		e, err := vlog.DecodeBody(r.Body)
 		if err != nil {
 			return tampered("log entry %d: %v", r.Seq, err)
 		}
@@ -480,7 +501,7 @@ func (v *Vault) write(ctx context.Context, s *vaultState, puts, purges []item.It
 	type change struct {
 		row    store.ItemRow
 		old    *store.ItemRow
-		entry  []byte
+		entry  *signedEntry
 		info   *entryInfo
 		it     *item.Item
 		purged bool
@@ -488,18 +509,18 @@ func (v *Vault) write(ctx context.Context, s *vaultState, puts, purges []item.It
 	seq, head := s.seq, s.head
 	now := v.opts.now().UnixMilli()
 	var changes []change
-	logEntry := func(op byte, id string, rev uint64, payload []byte) ([]byte, *entryInfo, error) {
+	logEntry := func(op byte, id string, rev uint64, payload []byte) (*signedEntry, *entryInfo, error) {
 		seq++
 		e := &vlog.Entry{Op: op, Seq: seq, Time: now, Prev: head, Revision: rev, Vault: s.id, Item: id, Device: v.device.ID}
 		if payload != nil {
 			copy(e.Digest[:], digest(payload))
 		}
-		enc, err := e.Sign(v.signer)
+		body, err := e.Sign(v.signer)
 		if err != nil {
 			return nil, nil, err
 		}
-		head = vlog.Next(head, enc)
-		return enc, &entryInfo{seq: seq, op: op, revision: rev, digest: append([]byte(nil), e.Digest[:]...)}, nil
+		head = vlog.Next(head, body)
+		return &signedEntry{body: body, sig: e.Sig}, &entryInfo{seq: seq, op: op, revision: rev, digest: append([]byte(nil), e.Digest[:]...)}, nil
 	}
 	for i := range puts {
 		it := &puts[i]
@@ -559,7 +580,7 @@ func (v *Vault) write(ctx context.Context, s *vaultState, puts, purges []item.It
 					return err
 				}
 			}
-			if err := tx.AppendLog(store.LogRow{Vault: s.id, Seq: c.info.seq, Item: c.row.Item, Revision: c.info.revision, Entry: c.entry}); err != nil {
+			if err := tx.AppendLog(store.LogRow{Vault: s.id, Seq: c.info.seq, Item: c.row.Item, Revision: c.info.revision, Body: c.entry.body, Sig: c.entry.sig}); err != nil {
 				return err
 			}
 		}
@@ -569,6 +590,11 @@ func (v *Vault) write(ctx context.Context, s *vaultState, puts, purges []item.It
 		return err
 	}
 	s.seq, s.head = seq, head
+	defer func() {
+		if s.seq-s.snapSeq >= snapshotEvery {
+			v.saveSnapshot(ctx, s)
+		}
+	}()
 	for _, c := range changes {
 		s.index[c.row.Item] = c.info
 		if c.purged {
@@ -580,3 +606,6 @@ func (v *Vault) write(ctx context.Context, s *vaultState, puts, purges []item.It
 	}
 	return nil
 }
+
+// signedEntry is a log entry's body and signature, as the store keeps them.
+type signedEntry struct{ body, sig []byte }

@@ -105,6 +105,8 @@ type vaultState struct {
 	head  chain.Hash
 	index map[string]*entryInfo // item id → latest log entry
 	views map[string]*Overview  // item id → overview of current revision
+	// snapSeq is the seq of the stored index snapshot (see snapshot.go).
+	snapSeq uint64
 }
 
 // entryInfo is what the log says about an item's latest state.
@@ -386,6 +388,9 @@ func (v *Vault) Unlocked() bool { return v.mk != nil }
 
 // Lock forgets every key and every decrypted overview.
 func (v *Vault) Lock() {
+	if v.mk != nil {
+		v.saveSnapshots(context.Background())
+	}
 	for _, free := range v.release {
 		free()
 	}
@@ -518,6 +523,9 @@ func (v *Vault) loadVaults(ctx context.Context) error {
 		v.order = append(v.order, id)
 		if err := v.checkVault(ctx, s, false, nil); err != nil {
 			return err
+		}
+		if s.seq-s.snapSeq >= snapshotEvery || (s.snapSeq == 0 && s.seq > 0) {
+			v.saveSnapshot(ctx, s)
 		}
 	}
 	dv, err := v.st.DataVersion()

@@ -19,10 +19,17 @@
 //	device    1+n  length-prefixed device id (1..64 bytes)
 //	siglen    2  length of the signature
 //	sig       n  hybrid signature over everything above, context "safehold/v1 log-entry"
+//
+// Everything before siglen is the entry's body. The chain links bodies:
+// hash(n) = chain.Link(hash(n-1), body(n)). The body already holds prev, and
+// the signature covers the body, so the chain commits to the whole log while
+// a reader that checks the chain need not hash the 3.3 KB signatures; those
+// are verified when an entry is first accepted and by a full verification.
+// Stores may keep body and signature apart for the same reason.
 package vlog
 
 import (
-	"crypto/subtle"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -75,6 +82,9 @@ type Entry struct {
 	Sig      []byte
 }
 
+// Body encodes everything the signature covers.
+func (e *Entry) Body() ([]byte, error) { return e.body() }
+
 // body encodes everything the signature covers.
 func (e *Entry) body() ([]byte, error) {
 	for _, f := range []struct{ name, v string }{{"vault", e.Vault}, {"item", e.Item}, {"device", e.Device}} {
@@ -103,8 +113,7 @@ func (e *Entry) body() ([]byte, error) {
 	return b, nil
 }
 
-// Sign fills e.Sig with the device key's signature and returns the encoded
-// entry.
+// Sign fills e.Sig with the device key's signature and returns the body.
 func (e *Entry) Sign(key *sign.PrivateKey) ([]byte, error) {
 	body, err := e.body()
 	if err != nil {
@@ -115,7 +124,7 @@ func (e *Entry) Sign(key *sign.PrivateKey) ([]byte, error) {
 		return nil, fmt.Errorf("sign log entry: %w", err)
 	}
 	e.Sig = sig
-	return e.Encode()
+	return body, nil
 }
 
 // Encode returns the entry's bytes, signature included.
@@ -131,13 +140,51 @@ func (e *Entry) Encode() ([]byte, error) {
 	return append(body, e.Sig...), nil
 }
 
-// Decode parses an entry strictly. It does not check the signature.
+// Decode parses an encoded entry (body, signature length, signature)
+// strictly. It does not check the signature.
 func Decode(data []byte) (*Entry, error) {
 	if len(data) > MaxEntry {
 		return nil, fmt.Errorf("%w: %d bytes, more than %d", ErrMalformed, len(data), MaxEntry)
 	}
+	n, err := bodyLen(data)
+	if err != nil {
+		return nil, err
+	}
+	e, err := DecodeBody(data[:n])
+	if err != nil {
+		return nil, err
+	}
+	p := data[n:]
+	if len(p) < 2 {
+		return nil, fmt.Errorf("%w: truncated", ErrMalformed)
+	}
+	siglen := int(binary.BigEndian.Uint16(p))
+	if len(p)-2 != siglen || siglen == 0 || siglen > MaxSig {
+		return nil, fmt.Errorf("%w: signature length %d, %d bytes left", ErrMalformed, siglen, len(p)-2)
+	}
+	e.Sig = append([]byte(nil), p[2:]...)
+	return e, nil
+}
+
+// bodyLen finds where the body ends.
+func bodyLen(data []byte) (int, error) {
+	n := fixedLen
+	for i := 0; i < 3; i++ {
+		if len(data) < n+1 || len(data) < n+1+int(data[n]) {
+			return 0, fmt.Errorf("%w: truncated", ErrMalformed)
+		}
+		n += 1 + int(data[n])
+	}
+	return n, nil
+}
+
+// DecodeBody parses an entry's body strictly; Sig stays empty.
+func DecodeBody(data []byte) (*Entry, error) {
 	if len(data) < fixedLen {
 		return nil, fmt.Errorf("%w: truncated", ErrMalformed)
+	}
+	if len(data) > MaxEntry {
+		return nil, fmt.Errorf("%w: %d bytes", ErrMalformed, len(data))
 	}
 	if string(data[:4]) != Magic {
 		return nil, fmt.Errorf("%w: bad magic", ErrMalformed)
@@ -160,20 +207,14 @@ func Decode(data []byte) (*Entry, error) {
 		*dst = string(p[1 : 1+int(p[0])])
 		p = p[1+int(p[0]):]
 	}
-	if len(p) < 2 {
-		return nil, fmt.Errorf("%w: truncated", ErrMalformed)
+	if len(p) != 0 {
+		return nil, fmt.Errorf("%w: %d bytes after the body", ErrMalformed, len(p))
 	}
-	n := int(binary.BigEndian.Uint16(p))
-	p = p[2:]
-	if len(p) != n {
-		return nil, fmt.Errorf("%w: signature length %d, %d bytes left", ErrMalformed, n, len(p))
-	}
-	e.Sig = append([]byte(nil), p...)
-	enc, err := e.Encode()
+	enc, err := e.body()
 	if err != nil {
 		return nil, err
 	}
-	if subtle.ConstantTimeCompare(enc, data) != 1 {
+	if !bytes.Equal(enc, data) {
 		return nil, fmt.Errorf("%w: not in canonical form", ErrMalformed)
 	}
 	return e, nil
@@ -196,7 +237,7 @@ func Genesis(vault string) chain.Hash {
 	return chain.Genesis("safehold/v1 vault-log", []byte(vault))
 }
 
-// Next returns the chain hash after an encoded entry.
-func Next(prev chain.Hash, encoded []byte) chain.Hash {
-	return chain.Link(prev, encoded)
+// Next returns the chain hash after an entry, given its body.
+func Next(prev chain.Hash, body []byte) chain.Hash {
+	return chain.Link(prev, body)
 }

@@ -36,16 +36,17 @@ CREATE TABLE history (
     PRIMARY KEY (vault_id, item_id, revision)
 ) STRICT;
 
--- The append-only, hash-chained, signed change log of each vault. entry is
--- the encoded, signed log entry; item_id and revision repeat what the
--- signed entry says so that the latest entry of an item is one index probe
--- away (they are checked against the entry on every read).
+-- The append-only, hash-chained, signed change log of each vault. body is
+-- the log entry's body (internal/vlog), sig its hybrid signature, kept apart
+-- so that checking the chain reads only the bodies. item_id and revision
+-- repeat what the body says, for lookups; they are checked against it.
 CREATE TABLE log (
     vault_id TEXT NOT NULL,
     seq      INTEGER NOT NULL CHECK (seq > 0),
     item_id  TEXT NOT NULL,
     revision INTEGER NOT NULL,
-    entry    BLOB NOT NULL,
+    body     BLOB NOT NULL,
+    sig      BLOB NOT NULL,
     PRIMARY KEY (vault_id, seq)
 ) STRICT;
 CREATE INDEX log_item ON log (vault_id, item_id, seq);
@@ -71,4 +72,15 @@ CREATE TABLE outbox (
     vault_id TEXT NOT NULL,
     seq      INTEGER NOT NULL,
     PRIMARY KEY (vault_id, seq)
+) STRICT;
+
+-- A sealed snapshot of each vault's verified index (what the log says of
+-- every item, and every item's overview) as of log entry seq, so that an
+-- unlock reads one row and the log after seq instead of the whole vault. It
+-- is a cache: sealed under the vault key and bound to its seq; if it is
+-- missing or does not open, the vault is checked in full instead.
+CREATE TABLE snapshots (
+    vault_id TEXT PRIMARY KEY,
+    seq      INTEGER NOT NULL,
+    sealed   BLOB NOT NULL
 ) STRICT;
