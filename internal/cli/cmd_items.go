@@ -700,6 +700,14 @@ func (a *app) historyCommand() *cobra.Command {
 				}
 				return failf(ExitNotFound, "`safe history "+args[0]+"` lists the revisions", "no revision %d", show)
 			}
+			// Compare before masking: a changed password is a change even
+			// though both revisions show as ********.
+			changed := make([]string, len(revs))
+			var prev *item.Item
+			for i := range revs {
+				changed[i] = changedFields(prev, &revs[i].Item)
+				prev = &revs[i].Item
+			}
 			if !reveal {
 				for i := range revs {
 					revs[i].Item = revs[i].Item.Masked()
@@ -710,15 +718,13 @@ func (a *app) historyCommand() *cobra.Command {
 			}
 			w := tabwriter.NewWriter(a.env.Stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(w, "REV\tMODIFIED\tCHANGED")
-			var prev *item.Item
 			for i := range revs {
 				r := &revs[i]
 				cur := ""
 				if r.Current {
 					cur = " (current)"
 				}
-				fmt.Fprintf(w, "%d%s\t%s\t%s\n", r.Revision, cur, r.Modified.Local().Format(time.DateTime), changedFields(prev, &r.Item))
-				prev = &r.Item
+				fmt.Fprintf(w, "%d%s\t%s\t%s\n", r.Revision, cur, r.Modified.Local().Format(time.DateTime), changed[i])
 			}
 			w.Flush()
 			return nil
@@ -774,3 +780,8 @@ func ftoa(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) }
 
 var _ = json.Marshal
 var _ = os.Stdin
+
+func encodeJSON(v any) (string, error) {
+	b, err := json.Marshal(v)
+	return string(b), err
+}

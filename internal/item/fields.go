@@ -3,6 +3,7 @@ package item
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -92,6 +93,17 @@ func canonicalName(name string) string {
 	return n
 }
 
+// resolveName is canonicalName, except that a custom field named exactly
+// like an alias ("PIN" on a login) is that field, not the aliased standard
+// field of another type.
+func (it *Item) resolveName(name string) string {
+	n := strings.ToLower(strings.TrimSpace(name))
+	if _, ok := aliases[n]; ok && slices.ContainsFunc(it.Fields, func(f Field) bool { return strings.EqualFold(f.Name, name) }) {
+		return name
+	}
+	return canonicalName(name)
+}
+
 // Values lists every non-empty field in display order: standard fields,
 // URLs, tags, custom fields. It does not mask; callers decide.
 func (it Item) Values() []Value {
@@ -127,7 +139,7 @@ func (it Item) Values() []Value {
 // "card.number"), "url" (the first URL), "urls" (one per line), "tags", "vpn",
 // or a custom field's name. secret says whether it is masked by default.
 func (it Item) Get(name string) (value string, secret bool, err error) {
-	n := canonicalName(name)
+	n := it.resolveName(name)
 	c := it.clone()
 	for _, a := range standard {
 		if a.name == n {
@@ -163,7 +175,7 @@ func (it Item) Get(name string) (value string, secret bool, err error) {
 // is not a standard one. "url" replaces the URL list with one URL; "tags"
 // takes a comma-separated list.
 func (it *Item) Set(name, value string) {
-	n := canonicalName(name)
+	n := it.resolveName(name)
 	for _, a := range standard {
 		if a.name == n {
 			*a.get(it) = value

@@ -352,7 +352,33 @@ func (v *Vault) Purge(ctx context.Context, ref string) (item.Item, error) {
 	if err != nil {
 		return item.Item{}, err
 	}
-	return it, v.write(ctx, s, nil, []item.Item{it})
+	doomed, err := v.withAllAttachments(s, it)
+	if err != nil {
+		return item.Item{}, err
+	}
+	return it, v.write(ctx, s, nil, []item.Item{doomed})
+}
+
+// withAllAttachments returns a copy of it listing the attachments of every
+// revision, so that purging removes chunks that only history referred to.
+func (v *Vault) withAllAttachments(s *vaultState, it item.Item) (item.Item, error) {
+	out := it.Clone()
+	rows, err := v.st.History(s.id, it.ID)
+	if err != nil {
+		return out, err
+	}
+	for _, r := range rows {
+		old, err := v.openPayload(s, r)
+		if err != nil {
+			return out, &IntegrityError{Problems: []string{err.Error()}}
+		}
+		for _, a := range old.Attachments {
+			if !slices.ContainsFunc(out.Attachments, func(b item.Attachment) bool { return b.ID == a.ID }) {
+				out.Attachments = append(out.Attachments, a)
+			}
+		}
+	}
+	return out, nil
 }
 
 // EmptyTrash purges every trashed item and returns how many.
@@ -368,6 +394,9 @@ func (v *Vault) EmptyTrash(ctx context.Context) (int, error) {
 			if o.Trashed {
 				it, err := v.read(s, id)
 				if err != nil {
+					return n, err
+				}
+				if it, err = v.withAllAttachments(s, it); err != nil {
 					return n, err
 				}
 				doomed = append(doomed, it)
