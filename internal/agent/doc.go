@@ -20,7 +20,6 @@
 //     for the agent process. Package lockedmem holds keys in locked,
 //     guarded memory.
 //
-// The byte-level specification is docs/design/50-agent.md (merged into
-// docs/design.md). The package is Linux-only for now: it relies on
+// The byte-level specification is in docs/design.md. The package is Linux-only for now: it relies on
 // SO_PEERCRED, SCM_RIGHTS, flock and prctl.
 package agent

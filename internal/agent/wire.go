@@ -9,7 +9,7 @@ import (
 	"io"
 )
 
-// Wire constants. They are part of the protocol (docs/design/50-agent.md).
+// Wire constants. They are part of the protocol (docs/design.md).
 const (
 	// ProtocolVersion is sent in the hello exchange; both ends must agree.
 	ProtocolVersion = 1

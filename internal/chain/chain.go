@@ -5,7 +5,7 @@
 //
 // A chain starts at Genesis(domain, id) and each entry moves it with
 // Link(prev, entry). The encodings are specified in
-// docs/design/20-envelope-sign-pke-chain.md.
+// docs/design.md.
 package chain
 
 //go:generate go run ./internal/vectorgen -o testdata/vectors.json

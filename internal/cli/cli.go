@@ -104,7 +104,24 @@ Start with:  safe init    then  safe add login --title Example --generate`,
 	} {
 		root.AddCommand(c)
 	}
+	usageArgs(root)
 	return root
+}
+
+// usageArgs makes argument errors (a wrong count, an extra word) usage
+// errors, exit 2, as flag errors are.
+func usageArgs(c *cobra.Command) {
+	if check := c.Args; check != nil {
+		c.Args = func(c *cobra.Command, args []string) error {
+			if err := check(c, args); err != nil {
+				return usageError{err}
+			}
+			return nil
+		}
+	}
+	for _, sub := range c.Commands() {
+		usageArgs(sub)
+	}
 }
 
 // usageError marks bad flags or arguments.

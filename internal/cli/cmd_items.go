@@ -271,9 +271,15 @@ rather than overwritten.`,
 				if in.ID != "" && in.ID != cur.ID {
 					return failf(ExitInvalid, "edit the item the JSON came from", "the JSON is for item %s, not %s", in.ID, cur.ID)
 				}
-				if in.Revision != 0 {
-					base = in.Revision
+				if in.Revision == 0 {
+					return failf(ExitInvalid, "start from `safe get "+args[0]+" --json --reveal`, which includes it",
+						"the JSON has no \"revision\": it must name the revision you edited, so that a change made meanwhile is not overwritten")
 				}
+				if masked := maskedSecrets(cur, in); len(masked) > 0 {
+					return failf(ExitInvalid, "read the item with --reveal before editing its JSON",
+						"the JSON holds masked values (%s) where the item has real ones; saving would replace them with %q", strings.Join(masked, ", "), item.Mask)
+				}
+				base = in.Revision
 				next = in
 			case useEditor || !anyFlag:
 				if !a.stdinIsTerminal() && !useEditor {
@@ -784,4 +790,24 @@ var _ = os.Stdin
 func encodeJSON(v any) (string, error) {
 	b, err := json.Marshal(v)
 	return string(b), err
+}
+
+// maskedSecrets names the secret fields whose new value is the mask while the
+// current value is something else: JSON from `safe get --json` without
+// --reveal, fed back by mistake.
+func maskedSecrets(cur, next item.Item) []string {
+	have := map[string]string{}
+	for _, v := range cur.Values() {
+		have[v.Name] = v.Value
+	}
+	var out []string
+	for _, v := range next.Values() {
+		if v.Secret && v.Value == item.Mask && have[v.Name] != item.Mask {
+			out = append(out, v.Name)
+		}
+	}
+	if string(next.VPN) == `"`+item.Mask+`"` {
+		out = append(out, "vpn")
+	}
+	return out
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -372,22 +373,37 @@ func (a *app) recoverCommand() *cobra.Command {
 }
 
 func (a *app) verifyCommand() *cobra.Command {
-	return &cobra.Command{
+	var pwFile string
+	c := &cobra.Command{
 		Use:   "verify",
 		Short: "Check every record, log entry, signature and row of the vault",
 		Long: `Check the whole vault file: the account and vault records' MACs, every log
 entry's hash-chain link and hybrid signature, and every current and earlier
 revision of every item against the log. Exits with code 7 if anything was
-tampered with.`,
+tampered with.
+
+With the vault unlocked it asks the agent. Otherwise (or with
+--password-file) it opens the file itself, which also works on a vault too
+damaged to unlock, and lists every problem.`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
+			var rep vault.Report
 			sc, err := a.unlocked()
-			if err != nil {
-				return err
-			}
-			defer sc.C.Close()
-			rep, err := sc.Verify(a.ctx)
-			if err != nil {
+			var he *hintError
+			switch {
+			case err == nil && pwFile == "":
+				defer sc.C.Close()
+				if rep, err = sc.Verify(a.ctx); err != nil {
+					return err
+				}
+			case err == nil || errors.As(err, &he) && he.code == ExitLocked:
+				if sc != nil {
+					sc.C.Close()
+				}
+				if rep, err = a.verifyFile(pwFile); err != nil {
+					return err
+				}
+			default:
 				return err
 			}
 			if a.jsonOut {
@@ -413,6 +429,40 @@ tampered with.`,
 			return nil
 		},
 	}
+	c.Flags().StringVar(&pwFile, "password-file", "", "open the vault file directly with the password from `FILE` (or fd:N)")
+	return c
+}
+
+// verifyFile verifies the vault file in this process, with the password.
+func (a *app) verifyFile(pwFile string) (vault.Report, error) {
+	p, err := a.paths()
+	if err != nil {
+		return vault.Report{}, err
+	}
+	if _, err := statVault(p.Vault); err != nil {
+		return vault.Report{}, err
+	}
+	pw, err := a.password(pwFile, "Password: ")
+	if err != nil {
+		return vault.Report{}, err
+	}
+	defer pw.Wipe()
+	opts, err := a.vaultOptions()
+	if err != nil {
+		return vault.Report{}, err
+	}
+	v, err := vault.Open(p.Vault, opts)
+	if err != nil {
+		return vault.Report{}, err
+	}
+	defer v.Close()
+	a.insecureWarning(v.InsecureTestKDF())
+	rep, err := v.VerifyWithPassword(a.ctx, pw)
+	var ie *vault.IntegrityError
+	if errors.As(err, &ie) {
+		return rep, nil // the report carries the problems
+	}
+	return rep, err
 }
 
 func (a *app) kdfCommand() *cobra.Command {
@@ -635,7 +685,10 @@ func (k *lockedKeys) keep(b secret.Bytes) (secret.Bytes, func()) {
 	}
 	k.allLocked = k.allLocked && buf.Locked()
 	k.bufs = append(k.bufs, buf)
-	return buf.Bytes(), func() { buf.Destroy() }
+	return buf.Bytes(), func() {
+		buf.Destroy()
+		k.bufs = slices.DeleteFunc(k.bufs, func(b *lockedmem.Buffer) bool { return b == buf })
+	}
 }
 
 func (k *lockedKeys) locked() bool { return k.any && k.allLocked }

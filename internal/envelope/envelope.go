@@ -8,7 +8,7 @@
 // MaxPlaintext bytes in memory; larger data (attachments) goes through the
 // chunked stream (NewWriter, NewReader, StreamSealer, StreamOpener).
 //
-// The byte layout is specified in docs/design/20-envelope-sign-pke-chain.md.
+// The byte layout is specified in docs/design.md.
 package envelope
 
 //go:generate go run ./internal/vectorgen -o testdata/vectors.json

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/safehold/safehold/internal/wireguard"
 )
 
 // Type is the kind of an item.
@@ -277,6 +279,17 @@ func (it *Item) Validate() error {
 	}
 	if len(it.VPN) > MaxValue {
 		return invalid("vpn profile larger than %d bytes", MaxValue)
+	}
+	if len(it.VPN) > 0 {
+		var p wireguard.Profile
+		if err := json.Unmarshal(it.VPN, &p); err != nil {
+			return invalid("vpn profile: %v", err)
+		}
+		err := p.Validate()
+		p.Wipe()
+		if err != nil {
+			return invalid("vpn profile: %v", err)
+		}
 	}
 	return nil
 }

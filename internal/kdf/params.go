@@ -10,7 +10,7 @@
 // CLI does only when SAFE_INSECURE_TEST_KDF=1, and a vault made with it
 // records the fact in its header.
 //
-// The byte layouts are specified in docs/design/10-random-kdf-keycode.md.
+// The byte layouts are specified in docs/design.md.
 package kdf
 
 import (
@@ -73,7 +73,7 @@ type Params struct {
 // Defaults returns the parameters used when the user does not tune: Argon2id
 // with 256 MiB, t=2, p=2 and PBKDF2 with 600,000 iterations. Run
 // concurrently they take about 0.4 to 1 s on a 2-core virtual machine (see
-// docs/design/10-random-kdf-keycode.md for measurements); `safe kdf tune`
+// docs/design.md for measurements); `safe kdf tune`
 // picks parameters for the machine at hand.
 func Defaults() Params {
 	return Params{

@@ -13,7 +13,7 @@
 // Both key types are secrets: String, Format, GoString, MarshalJSON and
 // LogValue print a redaction marker; Reveal returns the text for the one
 // place it is shown to the user. The format is specified in
-// docs/design/10-random-kdf-keycode.md.
+// docs/design.md.
 package keycode
 
 import (

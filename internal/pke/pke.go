@@ -7,7 +7,7 @@
 // The HPKE info binds the ciphertext header, the recipient key fingerprint
 // and the envelope context, so a ciphertext opens only for its recipient and
 // in its place. Encodings are specified in
-// docs/design/20-envelope-sign-pke-chain.md.
+// docs/design.md.
 package pke
 
 //go:generate go run ./internal/vectorgen -o testdata/vectors.json

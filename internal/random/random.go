@@ -4,7 +4,7 @@
 // either source is good, the output is good.
 //
 // The mix, the seeding and the reseeding are specified in
-// docs/design/10-random-kdf-keycode.md. Use [New] in production code and pass
+// docs/design.md. Use [New] in production code and pass
 // the *[Source] as an io.Reader to whatever needs random bytes; use
 // [NewDeterministic] only in tests and vector generators.
 package random

@@ -1,7 +1,6 @@
 package service
 
 import (
-	"bytes"
 	"context"
 	"os"
 
@@ -12,8 +11,6 @@ import (
 )
 
 var kdfZero kdf.Params
-
-func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
 
 // Client is the typed face of the agent for the command line.
 type Client struct{ C *agent.Client }

@@ -26,18 +26,9 @@ type Handler struct {
 
 var _ agent.Handler = (*Handler)(nil)
 
-// decode parses args strictly into v.
-func decode(raw json.RawMessage, v any) error {
-	if len(raw) == 0 {
-		raw = []byte("{}")
-	}
-	dec := json.NewDecoder(bytesReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return &agent.Error{Code: agent.CodeBadRequest, Message: fmt.Sprintf("bad arguments: %v", err)}
-	}
-	return nil
-}
+// decode parses args strictly into v (agent.DecodeArgs: one value, no
+// unknown fields, nothing after it).
+func decode(raw json.RawMessage, v any) error { return agent.DecodeArgs(raw, v) }
 
 // Handle implements agent.Handler.
 func (h *Handler) Handle(ctx context.Context, req agent.Request, files []*os.File) (any, error) {
@@ -48,12 +39,10 @@ func (h *Handler) Handle(ctx context.Context, req agent.Request, files []*os.Fil
 	return res, nil
 }
 
-// OnIdle forgets the keys; an agent that is already locked stops.
+// OnIdle forgets the keys and stops the agent: the next `safe unlock`
+// starts a new one, so no idle process is left behind.
 func (h *Handler) OnIdle() {
-	if h.V.Unlocked() {
-		h.V.Lock()
-		return
-	}
+	h.V.Lock()
 	if h.Stop != nil {
 		go h.Stop()
 	}

@@ -42,8 +42,10 @@ const (
 	OpDetach          = "detach"
 )
 
-// PassiveOps do not keep an idle agent awake.
-var PassiveOps = []string{OpInfo, OpLock, OpStop}
+// PassiveOps do not keep an idle agent awake: asking for status must not
+// stop the idle lock. (Lock is not passive: it re-arms the timer, so a
+// locked agent still stops after the idle timeout.)
+var PassiveOps = []string{OpInfo, OpStop}
 
 // Info describes the agent and its vault.
 type Info struct {
@@ -148,7 +150,7 @@ var codes = []struct {
 	{vault.ErrLocked, CodeLocked, "run `safe unlock`"},
 	{vault.ErrAmbiguous, CodeAmbiguous, "use the item id (or a longer part of the title)"},
 	{vault.ErrNotFound, CodeNotFound, "`safe find WORDS` searches titles, usernames, URLs and tags"},
-	{vault.ErrTampered, CodeTampered, "the vault file was changed outside safe; run `safe verify` for the full report and restore the file from a backup"},
+	{vault.ErrTampered, CodeTampered, "the vault file was changed outside safe: `safe verify --password-file FILE` lists every problem, even while it cannot be unlocked; restore the file from a backup"},
 	{vault.ErrConflict, CodeConflict, "read the item again and redo the edit"},
 	{vault.ErrInsecureKDF, CodeInsecureKDF, "this vault was made for tests; set SAFE_INSECURE_TEST_KDF=1 to open it"},
 	{vault.ErrNoVault, CodeNoVault, "run `safe init` to create a vault"},

@@ -6,7 +6,7 @@
 // ("vault-log-entry", "device-cert"...): a signature made for one context
 // never verifies for another. Keys are derived from a 64-byte seed, which is
 // also the private key encoding. Encodings are specified in
-// docs/design/20-envelope-sign-pke-chain.md.
+// docs/design.md.
 package sign
 
 //go:generate go run ./internal/vectorgen -o testdata/vectors.json

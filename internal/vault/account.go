@@ -1,6 +1,7 @@
 package vault
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"github.com/safehold/safehold/internal/keycode"
 	"github.com/safehold/safehold/internal/secret"
 	"github.com/safehold/safehold/internal/store"
+	"github.com/safehold/safehold/internal/vlog"
 )
 
 // ChangePassword re-wraps the Master Key under a key derived from the new
@@ -122,6 +124,10 @@ func (v *Vault) Verify(ctx context.Context) (Report, error) {
 	if v.mk == nil {
 		return rep, ErrLocked
 	}
+	// The full check below rebuilds the in-memory index without the rows it
+	// finds damaged. Make the next read reload it, so that a damaged item
+	// is reported as tampered there too, not as missing.
+	defer func() { v.seen = -1 }()
 	if err := v.readAccount(); err != nil {
 		rep.Problems = append(rep.Problems, err.Error())
 		return rep, &IntegrityError{Problems: rep.Problems}
@@ -149,30 +155,50 @@ func (v *Vault) Verify(ctx context.Context) (Report, error) {
 				rep.Trashed++
 			}
 		}
-		// Collect first: the store has one connection, so no query may
-		// run while a result set is open.
+		// What the log says each item's revisions were; the chain was
+		// just checked, so the bodies can be trusted. Collected first: the
+		// store has one connection, so no query may run while a result set
+		// is open.
+		logged := map[string]map[uint64][]byte{}
+		err := v.st.Log(s.id, 0, false, func(r store.LogRow) error {
+			e, err := vlog.DecodeBody(r.Body)
+			if err != nil || e.Op != vlog.OpPut {
+				return nil // reported by checkVault
+			}
+			if logged[e.Item] == nil {
+				logged[e.Item] = map[uint64][]byte{}
+			}
+			logged[e.Item][e.Revision] = bytes.Clone(e.Digest[:])
+			return nil
+		})
+		if err != nil {
+			return rep, err
+		}
 		var hist []store.ItemRow
 		if err := v.st.AllHistory(s.id, func(r store.ItemRow) error { hist = append(hist, r); return nil }); err != nil {
 			return rep, err
 		}
-		digests := map[string]map[uint64][]byte{}
+		seen := map[string]map[uint64]bool{}
 		for _, r := range hist {
 			rep.Revisions++
-			d, ok := digests[r.Item]
-			if !ok {
-				var err error
-				if d, err = v.logDigests(s.id, r.Item); err != nil {
-					rep.Problems = append(rep.Problems, err.Error())
-					continue
-				}
-				digests[r.Item] = d
+			if seen[r.Item] == nil {
+				seen[r.Item] = map[uint64]bool{}
 			}
-			if want, ok := d[r.Revision]; !ok || !equalDigest(digest(r.Payload), want) {
+			seen[r.Item][r.Revision] = true
+			if want, ok := logged[r.Item][r.Revision]; !ok || !equalDigest(digest(r.Payload), want) {
 				rep.Problems = append(rep.Problems, fmt.Sprintf("history of item %s revision %d is not the one the log recorded", r.Item, r.Revision))
 				continue
 			}
 			if _, err := v.openPayload(s, r); err != nil {
 				rep.Problems = append(rep.Problems, err.Error())
+			}
+		}
+		// Every earlier revision of a current item must still be there.
+		for id, o := range s.views {
+			for rev := range logged[id] {
+				if rev < o.Revision && !seen[id][rev] {
+					rep.Problems = append(rep.Problems, fmt.Sprintf("revision %d of item %s is missing from its history: it was deleted behind safe's back", rev, id))
+				}
 			}
 		}
 		for id := range s.views {
@@ -193,6 +219,7 @@ func (v *Vault) Verify(ctx context.Context) (Report, error) {
 		}
 	}
 	if len(rep.Problems) > 0 {
+		v.verified = false // the index now lacks the damaged rows
 		return rep, &IntegrityError{Problems: rep.Problems}
 	}
 	return rep, nil

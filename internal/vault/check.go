@@ -49,7 +49,7 @@ func (v *Vault) checkVault(ctx context.Context, s *vaultState, full bool, proble
 	if err := decodeRecord(raw, &h); err != nil {
 		return report("log head record: %v", err)
 	}
-	if h.Vault != s.id || !checkMAC(v.macKey, "head", &h, &h.MAC) {
+	if h.Version != RecordVersion || h.Vault != s.id || !checkMAC(v.macKey, "head", &h, &h.MAC) {
 		return report("the log head record was modified (its MAC does not verify)")
 	}
 	if !full && problems == nil {

@@ -258,6 +258,9 @@ func (v *Vault) Add(ctx context.Context, items []item.Item) ([]item.Item, error)
 			return nil, err
 		}
 		it.ID, it.Created, it.Modified, it.Revision = id, now, now, 0
+		// Attachments come only through Attach (their chunks must exist),
+		// and the stamps are safe's to set.
+		it.Attachments, it.Conflicts, it.PasswordChanged = nil, nil, time.Time{}
 		if it.Password != "" {
 			it.PasswordChanged = now
 		}
@@ -437,6 +440,19 @@ func (v *Vault) History(ctx context.Context, ref string) ([]Revision, error) {
 	if err != nil {
 		return nil, err
 	}
+	cur, err := v.read(s, o.ID)
+	if err != nil {
+		return nil, err
+	}
+	have := map[uint64]bool{}
+	for _, r := range rows {
+		have[r.Revision] = true
+	}
+	for rev := range digests {
+		if rev < cur.Revision && !have[rev] {
+			return nil, tampered("revision %d of item %s is missing from its history: it was deleted behind safe's back", rev, o.ID)
+		}
+	}
 	var out []Revision
 	for _, r := range rows {
 		want, ok := digests[r.Revision]
@@ -448,10 +464,6 @@ func (v *Vault) History(ctx context.Context, ref string) ([]Revision, error) {
 			return nil, &IntegrityError{Problems: []string{err.Error()}}
 		}
 		out = append(out, Revision{Item: it})
-	}
-	cur, err := v.read(s, o.ID)
-	if err != nil {
-		return nil, err
 	}
 	return append(out, Revision{Item: cur, Current: true}), nil
 }
@@ -526,6 +538,11 @@ func (v *Vault) vaultOf(id string) (*vaultState, error) {
 func (v *Vault) write(ctx context.Context, s *vaultState, puts, purges []item.Item) error {
 	if v.mk == nil {
 		return ErrLocked
+	}
+	if v.vaults[s.id] != s {
+		// The vault was reloaded (and its old key freed) since s was
+		// looked up: never seal under a key that may have been wiped.
+		return fmt.Errorf("vault %s was reloaded during the write; try again", s.id)
 	}
 	type change struct {
 		row    store.ItemRow

@@ -73,7 +73,12 @@ func (v *Vault) fromSnapshot(ctx context.Context, s *vaultState, h *headRecord, 
 		return false, nil
 	}
 	var snap snapshot
-	err = json.Unmarshal(pt, &snap)
+	dec := json.NewDecoder(bytes.NewReader(pt))
+	dec.DisallowUnknownFields()
+	err = dec.Decode(&snap)
+	if err == nil && dec.More() {
+		err = errors.New("trailing data")
+	}
 	wipeBytes(pt)
 	if err != nil || snap.Version != 1 || snap.Vault != s.id || snap.Seq != seq {
 		return false, nil
@@ -124,7 +129,7 @@ func (v *Vault) fromSnapshot(ctx context.Context, s *vaultState, h *headRecord, 
 // a cache is not an error worth failing a command for: the next unlock
 // checks more instead.
 func (v *Vault) saveSnapshot(ctx context.Context, s *vaultState) {
-	if v.mk == nil || s.snapSeq == s.seq {
+	if v.mk == nil || !v.verified || s.snapSeq == s.seq {
 		return
 	}
 	snap := snapshot{Version: 1, Vault: s.id, Seq: s.seq, Head: bytes.Clone(s.head[:])}

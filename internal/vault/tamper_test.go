@@ -214,3 +214,55 @@ func TestVerifyChecksSignatures(t *testing.T) {
 		t.Fatalf("verify: %v %+v", err, rep)
 	}
 }
+
+// A failed unlock must not write the half-checked index as a snapshot: the
+// next unlock would start from it and lose sight of the damaged item.
+func TestFailedUnlockSavesNoSnapshot(t *testing.T) {
+	v, path, _ := newVault(t)
+	f := &rawFile{db: rawDB(t, path), ids: map[string]string{}}
+	for _, title := range []string{"Alpha", "Beta"} {
+		f.ids[title] = addLogin(t, v, title, "pw-"+title).ID
+	}
+	v.Close()
+	f.db.Exec("DELETE FROM snapshots")
+	a, b := f.payload(t, "Alpha"), f.payload(t, "Beta")
+	f.exec(t, "UPDATE items SET payload = ? WHERE item_id = ?", b, f.ids["Alpha"])
+	f.exec(t, "UPDATE items SET payload = ? WHERE item_id = ?", a, f.ids["Beta"])
+	for i := 0; i < 2; i++ {
+		v2, err := Open(path, testOptions())
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = v2.Unlock(ctx, []byte("correct horse battery"))
+		v2.Close()
+		if !errors.Is(err, ErrTampered) {
+			t.Fatalf("unlock %d of a tampered vault: %v", i+1, err)
+		}
+	}
+	var n int
+	f.query(t, "SELECT count(*) FROM snapshots", &n)
+	if n != 0 {
+		t.Fatalf("a failed unlock wrote %d snapshot(s)", n)
+	}
+}
+
+func TestDeletedHistoryIsNoticed(t *testing.T) {
+	v, path, _ := newVault(t)
+	it := addLogin(t, v, "Alpha", "one")
+	for _, pw := range []string{"two", "three"} {
+		it.Password = pw
+		var err error
+		if it, err = v.Update(ctx, it.ID, 0, it); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f := &rawFile{db: rawDB(t, path)}
+	f.exec(t, "DELETE FROM history WHERE revision = 1")
+	if _, err := v.History(ctx, "Alpha"); !errors.Is(err, ErrTampered) || !strings.Contains(err.Error(), "missing from its history") {
+		t.Fatalf("history with a revision deleted: %v", err)
+	}
+	rep, err := v.Verify(ctx)
+	if !errors.Is(err, ErrTampered) || !strings.Contains(fmt.Sprint(rep.Problems), "revision 1") {
+		t.Fatalf("verify: %v %+v", err, rep)
+	}
+}

@@ -8,11 +8,14 @@
 package vault
 
 import (
+	"cmp"
 	"context"
+	"crypto/subtle"
 	"encoding/base32"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"github.com/safehold/safehold/internal/chain"
@@ -62,13 +65,17 @@ type Options struct {
 
 // keep moves k into protected memory when the options provide it.
 func (v *Vault) keep(k secret.Bytes) secret.Bytes {
-	if v.opts.Keep == nil {
-		v.release = append(v.release, k.Wipe)
-		return k
-	}
-	kept, free := v.opts.Keep(k)
+	kept, free := v.keepKey(k)
 	v.release = append(v.release, free)
 	return kept
+}
+
+// keepKey is keep for a key whose owner frees it itself.
+func (v *Vault) keepKey(k secret.Bytes) (secret.Bytes, func()) {
+	if v.opts.Keep == nil {
+		return k, k.Wipe
+	}
+	return v.opts.Keep(k)
 }
 
 func (o *Options) now() time.Time {
@@ -94,17 +101,22 @@ type Vault struct {
 	order   []string // vault ids, personal first
 	seen    int64    // PRAGMA data_version after our last check
 	release []func() // wipe and free every kept key
+	// verified is set once the loaded state passed every check; only such
+	// a state may be written back as an index snapshot.
+	verified bool
 }
 
 // vaultState is what an unlocked vault knows of one of its vaults.
 type vaultState struct {
-	id    string
-	name  string
-	key   secret.Bytes
-	seq   uint64
-	head  chain.Hash
-	index map[string]*entryInfo // item id → latest log entry
-	views map[string]*Overview  // item id → overview of current revision
+	id      string
+	name    string
+	created int64
+	key     secret.Bytes
+	free    func() // wipes and frees key
+	seq     uint64
+	head    chain.Hash
+	index   map[string]*entryInfo // item id → latest log entry
+	views   map[string]*Overview  // item id → overview of current revision
 	// snapSeq is the seq of the stored index snapshot (see snapshot.go).
 	snapSeq uint64
 }
@@ -201,6 +213,7 @@ func Create(ctx context.Context, path string, password []byte, params kdf.Params
 	if err != nil {
 		return nil, err
 	}
+	defer identity.Wipe()
 	if rec.IdentityPublic, err = identity.Public().MarshalBinary(); err != nil {
 		return nil, err
 	}
@@ -211,16 +224,18 @@ func Create(ctx context.Context, path string, password []byte, params kdf.Params
 	if err != nil {
 		return nil, err
 	}
+	defer enc.Wipe()
 	if rec.EncryptPublic, err = enc.Public().MarshalBinary(); err != nil {
 		return nil, err
 	}
 	if rec.EncryptSealed, err = sealKey(r, mk, enc, envelope.Context{Purpose: purposeEncryption, Account: acctID}); err != nil {
 		return nil, err
 	}
-	dev, _, err := newDevice(r, mk, acctID, identity)
+	dev, devKey, err := newDevice(r, mk, acctID, identity)
 	if err != nil {
 		return nil, err
 	}
+	devKey.Wipe()
 	rec.Devices = []deviceInfo{*dev}
 	mkey := macKey(mk)
 	defer mkey.Wipe()
@@ -388,9 +403,11 @@ func (v *Vault) Unlocked() bool { return v.mk != nil }
 
 // Lock forgets every key and every decrypted overview.
 func (v *Vault) Lock() {
-	if v.mk != nil {
+	if v.mk != nil && v.verified {
 		v.saveSnapshots(context.Background())
 	}
+	v.freeVaults()
+	v.verified = false
 	for _, free := range v.release {
 		free()
 	}
@@ -404,32 +421,56 @@ func (v *Vault) Lock() {
 // Unlock derives the key-encryption key from the password, unwraps the
 // Master Key, and checks the whole vault before serving anything.
 func (v *Vault) Unlock(ctx context.Context, password []byte) error {
-	if err := v.readAccount(); err != nil {
+	mk, err := v.passwordMasterKey(password)
+	if err != nil {
 		return err
+	}
+	return v.unlockWith(ctx, mk)
+}
+
+// passwordMasterKey unwraps the Master Key with the password.
+func (v *Vault) passwordMasterKey(password []byte) (secret.Bytes, error) {
+	if err := v.readAccount(); err != nil {
+		return nil, err
 	}
 	params, salts, err := parseKDF(v.acct.KDF)
 	if err != nil {
-		return tampered("kdf parameters: %v", err)
+		return nil, tampered("kdf parameters: %v", err)
 	}
 	if params.InsecureTest != v.acct.InsecureTestKDF {
-		return tampered("kdf parameters disagree with the account record about the test profile")
+		return nil, tampered("kdf parameters disagree with the account record about the test profile")
 	}
 	if err := checkParams(params, v.opts); err != nil {
-		return err
+		return nil, err
 	}
 	keys, err := kdf.DeriveWith(password, nil, params, salts, v.opts.AllowInsecureKDF)
 	if err != nil {
-		return fmt.Errorf("derive keys from password: %w", err)
+		return nil, fmt.Errorf("derive keys from password: %w", err)
 	}
 	defer keys.Wipe()
 	mk, err := envelope.Open(keys.KEK(), envelope.Context{Purpose: purposePasswordWrap, Account: v.acct.Account}, v.acct.PasswordWrap)
 	if err != nil {
 		if errors.Is(err, envelope.ErrAuth) {
-			return ErrWrongPassword
+			return nil, ErrWrongPassword
 		}
-		return tampered("password wrap: %v", err)
+		return nil, tampered("password wrap: %v", err)
 	}
-	return v.unlockWith(ctx, mk)
+	return mk, nil
+}
+
+// VerifyWithPassword runs Verify on a vault that may be too damaged to
+// unlock: it takes the Master Key from the password and reports every
+// problem, then locks again.
+func (v *Vault) VerifyWithPassword(ctx context.Context, password []byte) (Report, error) {
+	mk, err := v.passwordMasterKey(password)
+	if err != nil {
+		return Report{}, err
+	}
+	v.Lock()
+	v.mk = v.keep(mk)
+	v.macKey = v.keep(macKey(v.mk))
+	defer v.Lock()
+	return v.Verify(ctx)
 }
 
 // unlockWith takes over mk and loads everything it protects.
@@ -446,6 +487,7 @@ func (v *Vault) unlockWith(ctx context.Context, mk secret.Bytes) error {
 
 // load authenticates the account record and every vault.
 func (v *Vault) load(ctx context.Context) error {
+	v.verified = false
 	if !checkMAC(v.macKey, "account", v.acct, &v.acct.MAC) {
 		return tampered("the account record was modified (its MAC does not verify)")
 	}
@@ -487,7 +529,28 @@ func (v *Vault) load(ctx context.Context) error {
 	if v.device == nil {
 		return tampered("the account record names no key for this device")
 	}
-	return v.loadVaults(ctx)
+	if err := v.loadVaults(ctx); err != nil {
+		return err
+	}
+	v.verified = true
+	// A vault checked in full (no snapshot yet, or a long tail after it)
+	// gets a snapshot now, so the next unlock is quick.
+	for _, s := range v.vaults {
+		if s.seq-s.snapSeq >= snapshotEvery || (s.snapSeq == 0 && s.seq > 0) {
+			v.saveSnapshot(ctx, s)
+		}
+	}
+	return nil
+}
+
+// freeVaults forgets every vault's key.
+func (v *Vault) freeVaults() {
+	for _, s := range v.vaults {
+		if s.free != nil {
+			s.free()
+		}
+	}
+	v.vaults, v.order = nil, nil
 }
 
 func (v *Vault) loadVaults(ctx context.Context) error {
@@ -498,11 +561,25 @@ func (v *Vault) loadVaults(ctx context.Context) error {
 	if len(recs) == 0 {
 		return tampered("the vault has no vault records")
 	}
+	// A reload keeps the protected copy of a vault key that did not
+	// change, so that keys do not pile up in locked memory and a state
+	// still held by a caller keeps a live key.
+	prev := v.vaults
 	v.vaults, v.order = map[string]*vaultState{}, nil
+	defer func() {
+		for id, old := range prev {
+			if cur, ok := v.vaults[id]; (!ok || cur.free == nil || &cur.key[0] != &old.key[0]) && old.free != nil {
+				old.free()
+			}
+		}
+	}()
 	for id, raw := range recs {
 		var vr vaultRecord
 		if err := decodeRecord(raw, &vr); err != nil {
 			return tampered("vault %s record: %v", id, err)
+		}
+		if vr.Version != RecordVersion {
+			return tampered("vault %s record version %d is unknown", id, vr.Version)
 		}
 		if vr.Vault != id {
 			return tampered("vault record for %s is stored under %s", vr.Vault, id)
@@ -518,14 +595,27 @@ func (v *Vault) loadVaults(ctx context.Context) error {
 		if err != nil {
 			return tampered("vault %s name does not open: %v", id, err)
 		}
-		s := &vaultState{id: id, name: string(name), key: v.keep(key)}
+		s := &vaultState{id: id, name: string(name), created: vr.Created}
+		if old, ok := prev[id]; ok && len(old.key) == len(key) && subtle.ConstantTimeCompare(old.key, key) == 1 {
+			s.key, s.free = old.key, old.free
+			secret.Wipe(key)
+		} else {
+			s.key, s.free = v.keepKey(key)
+		}
 		v.vaults[id] = s
 		v.order = append(v.order, id)
+	}
+	// The personal vault, made first, comes first.
+	slices.SortFunc(v.order, func(a, b string) int {
+		if c := cmp.Compare(v.vaults[a].created, v.vaults[b].created); c != 0 {
+			return c
+		}
+		return cmp.Compare(a, b)
+	})
+	for _, id := range v.order {
+		s := v.vaults[id]
 		if err := v.checkVault(ctx, s, false, nil); err != nil {
 			return err
-		}
-		if s.seq-s.snapSeq >= snapshotEvery || (s.snapSeq == 0 && s.seq > 0) {
-			v.saveSnapshot(ctx, s)
 		}
 	}
 	dv, err := v.st.DataVersion()

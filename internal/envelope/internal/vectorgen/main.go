@@ -2,7 +2,7 @@
 // internal/envelope/testdata/vectors.json.
 //
 // It implements the format from the specification
-// (docs/design/20-envelope-sign-pke-chain.md) directly on the primitives and
+// (docs/design.md) directly on the primitives and
 // does not import the envelope package, so the vectors check the package
 // against the spec rather than against itself. Randomness comes from a
 // ChaCha8 generator with a fixed seed: the output is deterministic. Bad
