@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"strings"
@@ -79,14 +80,36 @@ func testRealBackend(t *testing.T, tool string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 
+	// xclip and xsel fork a process that takes the selection over, and
+	// the X server may still be settling: until then a read may see the
+	// old selection, or a tool may fail to connect. Each step retries
+	// until the clipboard shows what it should, within a deadline.
+	eventually := func(what string, step func() error) {
+		t.Helper()
+		var err error
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(25 * time.Millisecond) {
+			if err = step(); err == nil {
+				return
+			}
+		}
+		t.Fatalf("%s: %v", what, err)
+	}
+	holds := func(want string) func() error {
+		return func() error {
+			got, err := b.Read(ctx, MaxValueSize)
+			if err != nil {
+				return err
+			}
+			if string(got) != want {
+				return fmt.Errorf("clipboard holds %q, want %q", got, want)
+			}
+			return nil
+		}
+	}
+
 	secret := []byte("pässwörd with spaces\nand a newline")
-	if err := Copy(ctx, b, secret); err != nil {
-		t.Fatal(err)
-	}
-	got, err := b.Read(ctx, MaxValueSize)
-	if err != nil || string(got) != string(secret) {
-		t.Fatalf("read back %q, %v", got, err)
-	}
+	eventually("copy", func() error { return Copy(ctx, b, secret) })
+	eventually("read back", holds(string(secret)))
 	tok, err := NewToken(rand.Reader, secret, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -96,26 +119,27 @@ func testRealBackend(t *testing.T, tool string) {
 		t.Fatalf("not cleared: %v %v", cleared, err)
 	}
 	// After clearing, the clipboard is empty or has no text at all.
-	if got, err := b.Read(ctx, MaxValueSize); err == nil && len(got) != 0 {
-		t.Fatalf("clipboard still holds %q", got)
-	} else if err != nil && !errors.Is(err, ErrUnreadable) {
-		t.Fatalf("read after clear: %v", err)
-	}
+	eventually("read after clear", func() error {
+		got, err := b.Read(ctx, MaxValueSize)
+		if err == nil && len(got) != 0 {
+			return fmt.Errorf("clipboard still holds %q", got)
+		}
+		if err != nil && !errors.Is(err, ErrUnreadable) {
+			return err
+		}
+		return nil
+	})
 
 	// Copy again, then the user copies something else: keep it.
-	if err := Copy(ctx, b, secret); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Write(ctx, []byte("user text")); err != nil {
-		t.Fatal(err)
-	}
+	eventually("copy again", func() error { return Copy(ctx, b, secret) })
+	eventually("read back again", holds(string(secret)))
+	eventually("user copy", func() error { return b.Write(ctx, []byte("user text")) })
+	eventually("user text shown", holds("user text"))
 	cleared, err = ClearIfUnchanged(ctx, b, tok)
 	if err != nil || cleared {
 		t.Fatalf("changed clipboard cleared: %v %v", cleared, err)
 	}
-	if got, err := b.Read(ctx, MaxValueSize); err != nil || string(got) != "user text" {
-		t.Fatalf("user text lost: %q %v", got, err)
-	}
+	eventually("user text kept", holds("user text"))
 	// Content over the bound is not read.
 	if _, err := b.Read(ctx, 4); !errors.Is(err, ErrTooLarge) {
 		t.Fatalf("bounded read: %v", err)
