@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -304,4 +305,35 @@ func (t *Tx) PutSnapshot(vault string, seq uint64, sealed []byte) error {
 func (s *Store) LogExtent(vault string) (n, last uint64, err error) {
 	err = s.db.QueryRow("SELECT count(*), coalesce(max(seq), 0) FROM log WHERE vault_id = ?", vault).Scan(&n, &last)
 	return n, last, wrap("read log extent", err)
+}
+
+// MarkPending records that a blob's chunks are being written.
+func (t *Tx) MarkPending(vault, blob string) error {
+	_, err := t.tx.Exec("INSERT INTO pending_blobs (vault_id, blob_id) VALUES (?, ?)", vault, blob)
+	return wrap("mark attachment pending", err)
+}
+
+// ClearPending removes a blob's pending mark.
+func (t *Tx) ClearPending(vault, blob string) error {
+	_, err := t.tx.Exec("DELETE FROM pending_blobs WHERE vault_id = ? AND blob_id = ?", vault, blob)
+	return wrap("clear attachment pending mark", err)
+}
+
+// DropPending deletes the chunks of every blob still marked pending (left by
+// a crash between an attachment's chunks and its item) and the marks. It
+// returns how many blobs it removed.
+func (s *Store) DropPending(ctx context.Context) (int64, error) {
+	var n int64
+	err := s.Update(ctx, func(t *Tx) error {
+		if _, err := t.tx.Exec("DELETE FROM chunks WHERE (vault_id, blob_id) IN (SELECT vault_id, blob_id FROM pending_blobs)"); err != nil {
+			return wrap("drop unfinished attachments", err)
+		}
+		res, err := t.tx.Exec("DELETE FROM pending_blobs")
+		if err != nil {
+			return wrap("drop unfinished attachments", err)
+		}
+		n, _ = res.RowsAffected()
+		return nil
+	})
+	return n, err
 }

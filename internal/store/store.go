@@ -78,6 +78,73 @@ func Create(path string) (*Store, error) {
 	return s, nil
 }
 
+// Build creates a new vault file at path holding what fill writes, so that
+// the file appears complete or not at all: it is built under a temporary
+// name in the same directory, checkpointed and closed, then linked into
+// place (link fails if path exists) and the directory is synced. A crash
+// leaves at most a stray temporary file, never a half-made vault.
+func Build(ctx context.Context, path string, fill func(*Tx) error) error {
+	if _, err := os.Lstat(path); err == nil {
+		return fmt.Errorf("%w: %s", ErrExist, path)
+	}
+	dir := filepath.Dir(path)
+	if err := ensureDir(dir); err != nil {
+		return err
+	}
+	tmpf, err := os.CreateTemp(dir, "."+filepath.Base(path)+".creating-*")
+	if err != nil {
+		return fmt.Errorf("create vault file: %w", err)
+	}
+	tmp := tmpf.Name()
+	tmpf.Close()
+	os.Remove(tmp) // Create wants to make it itself (O_EXCL, 0600)
+	defer func() {
+		for _, suffix := range []string{"", "-wal", "-shm", "-journal"} {
+			os.Remove(tmp + suffix)
+		}
+	}()
+	st, err := Create(tmp)
+	if err != nil {
+		return err
+	}
+	if err := st.Update(ctx, fill); err != nil {
+		st.Close()
+		return err
+	}
+	if err := st.Checkpoint(); err != nil {
+		st.Close()
+		return fmt.Errorf("checkpoint new vault file: %w", err)
+	}
+	if err := st.Close(); err != nil {
+		return fmt.Errorf("close new vault file: %w", err)
+	}
+	if fi, err := os.Stat(tmp + "-wal"); err == nil && fi.Size() > 0 {
+		return fmt.Errorf("new vault file kept a write-ahead log after checkpoint; not moving it into place")
+	}
+	if err := syncFile(tmp); err != nil {
+		return err
+	}
+	if err := os.Link(tmp, path); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("%w: %s", ErrExist, path)
+		}
+		return fmt.Errorf("move new vault file into place: %w", err)
+	}
+	return syncFile(dir)
+}
+
+func syncFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("sync %s: %w", path, err)
+	}
+	return nil
+}
+
 // Open opens an existing vault file, checks it is one, and applies pending
 // migrations.
 func Open(path string) (*Store, error) {

@@ -25,7 +25,9 @@ func attachmentContext(acct, vault, id, blob string) envelope.Context {
 
 // Attach stores the data read from r as an attachment named name on the item
 // ref names. It streams: memory stays bounded whatever the size. The chunks
-// and the item's new revision land in one transaction.
+// commit first, in their own transaction, with the blob marked pending; the
+// item revision that refers to them commits next and clears the mark. A
+// crash between leaves only marked chunks, which the next unlock removes.
 func (v *Vault) Attach(ctx context.Context, ref, name string, r io.Reader) (item.Item, error) {
 	name = strings.TrimSpace(name)
 	if name == "" || len(name) > item.MaxTitle || strings.ContainsAny(name, "/\\\x00\n") {
@@ -56,11 +58,15 @@ func (v *Vault) Attach(ctx context.Context, ref, name string, r io.Reader) (item
 		return item.Item{}, err
 	}
 	a := item.Attachment{ID: blob, Name: name, Key: key.Clone(), Header: header, Added: v.opts.now().UTC()}
-	// Chunks go in their own transaction first; the item revision that
-	// makes them reachable comes after. A crash between leaves chunks that
-	// nothing refers to, sealed under a key that was never stored, and the
-	// item as it was: never a broken item.
+	// Chunks go in their own transaction first, marked pending; the item
+	// revision that makes them reachable comes after and clears the mark.
+	// A crash between leaves marked chunks that nothing refers to, sealed
+	// under a key that was never stored, and the item as it was: never a
+	// broken item. The next unlock drops them.
 	err = v.st.Update(ctx, func(tx *store.Tx) error {
+		if err := tx.MarkPending(s.id, blob); err != nil {
+			return err
+		}
 		buf := make([]byte, ChunkSize)
 		next := make([]byte, ChunkSize)
 		n, err := io.ReadFull(r, buf)
@@ -105,7 +111,7 @@ func (v *Vault) Attach(ctx context.Context, ref, name string, r io.Reader) (item
 	it.Attachments = append(it.Attachments, a)
 	it.Modified = v.opts.now().UTC()
 	items := []item.Item{it}
-	if err := v.write(ctx, s, items, nil); err != nil {
+	if err := v.write(ctx, s, items, nil, blob); err != nil {
 		return item.Item{}, err
 	}
 	return items[0], nil

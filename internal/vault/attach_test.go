@@ -111,3 +111,30 @@ func TestAttachmentTamperAndPurge(t *testing.T) {
 		t.Fatalf("%d chunks left after purge", n)
 	}
 }
+
+// Chunks left by a crash between an attachment's two transactions are
+// marked pending; the next unlock drops them and nothing else.
+func TestUnfinishedAttachmentDropped(t *testing.T) {
+	v, path, _ := newVault(t)
+	addLogin(t, v, "Files", "pw")
+	if _, err := v.Attach(ctx, "Files", "kept.txt", bytes.NewReader([]byte("keep me"))); err != nil {
+		t.Fatal(err)
+	}
+	f := &rawFile{db: rawDB(t, path)}
+	f.exec(t, "INSERT INTO chunks (vault_id, blob_id, idx, data) SELECT vault_id, 'orphan', 0, x'00' FROM vaults")
+	f.exec(t, "INSERT INTO pending_blobs (vault_id, blob_id) SELECT vault_id, 'orphan' FROM vaults")
+	v.Lock()
+	if err := v.Unlock(ctx, []byte("correct horse battery")); err != nil {
+		t.Fatal(err)
+	}
+	var orphans, pending int
+	f.query(t, "SELECT count(*) FROM chunks WHERE blob_id = 'orphan'", &orphans)
+	f.query(t, "SELECT count(*) FROM pending_blobs", &pending)
+	if orphans != 0 || pending != 0 {
+		t.Fatalf("after unlock: %d orphan chunks, %d pending marks", orphans, pending)
+	}
+	var out bytes.Buffer
+	if _, err := v.ReadAttachment(ctx, "Files", "kept.txt", &out); err != nil || out.String() != "keep me" {
+		t.Fatalf("finished attachment: %q %v", out.String(), err)
+	}
+}

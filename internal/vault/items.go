@@ -535,7 +535,9 @@ func (v *Vault) vaultOf(id string) (*vaultState, error) {
 // write stores new revisions of puts and purges the items in purges, with
 // their log entries and the new head, in one transaction. On success it
 // fills each put's Revision and updates the in-memory index.
-func (v *Vault) write(ctx context.Context, s *vaultState, puts, purges []item.Item) error {
+// written clears the pending marks of attachment blobs that this write
+// makes reachable.
+func (v *Vault) write(ctx context.Context, s *vaultState, puts, purges []item.Item, written ...string) error {
 	if v.mk == nil {
 		return ErrLocked
 	}
@@ -627,6 +629,11 @@ func (v *Vault) write(ctx context.Context, s *vaultState, puts, purges []item.It
 				}
 			}
 			if err := tx.AppendLog(store.LogRow{Vault: s.id, Seq: c.info.seq, Item: c.row.Item, Revision: c.info.revision, Body: c.entry.body, Sig: c.entry.sig}); err != nil {
+				return err
+			}
+		}
+		for _, b := range written {
+			if err := tx.ClearPending(s.id, b); err != nil {
 				return err
 			}
 		}

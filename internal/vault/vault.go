@@ -241,24 +241,19 @@ func Create(ctx context.Context, path string, password []byte, params kdf.Params
 	defer mkey.Wipe()
 	record := setMAC(mkey, "account", rec, &rec.MAC)
 
-	st, err := store.Create(path)
-	if errors.Is(err, store.ErrExist) {
-		return nil, fmt.Errorf("%w: %s", ErrExists, path)
-	}
-	if err != nil {
-		return nil, err
-	}
-	defer st.Close()
 	vaultID, err := newID(r)
 	if err != nil {
 		return nil, err
 	}
-	err = st.Update(ctx, func(tx *store.Tx) error {
+	err = store.Build(ctx, path, func(tx *store.Tx) error {
 		if err := tx.PutAccount(record); err != nil {
 			return err
 		}
 		return createVault(tx, r, mk, mkey, acctID, vaultID, "Personal", opts.now())
 	})
+	if errors.Is(err, store.ErrExist) {
+		return nil, fmt.Errorf("%w: %s", ErrExists, path)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -428,6 +423,13 @@ func (v *Vault) Unlock(ctx context.Context, password []byte) error {
 	return v.unlockWith(ctx, mk)
 }
 
+// dropUnfinished removes attachment chunks that a crash left without an
+// item. Only an unlock does it: the agent is then the vault's one writer,
+// so no attachment is being written.
+func (v *Vault) dropUnfinished(ctx context.Context) {
+	v.st.DropPending(ctx) // best effort: leftover chunks are only ciphertext
+}
+
 // passwordMasterKey unwraps the Master Key with the password.
 func (v *Vault) passwordMasterKey(password []byte) (secret.Bytes, error) {
 	if err := v.readAccount(); err != nil {
@@ -482,6 +484,7 @@ func (v *Vault) unlockWith(ctx context.Context, mk secret.Bytes) error {
 		v.Lock()
 		return err
 	}
+	v.dropUnfinished(ctx)
 	return nil
 }
 

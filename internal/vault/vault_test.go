@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -233,4 +234,38 @@ func readAll(t *testing.T, path string) []byte {
 		out = append(out, b...)
 	}
 	return out
+}
+
+// Create builds the file under a temporary name and links it into place, so
+// a stray temporary file from a crash never blocks a new vault, and an
+// existing vault is never overwritten.
+func TestCreateIsAtomic(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "vault.db")
+	if err := os.WriteFile(filepath.Join(dir, ".vault.db.creating-123"), []byte("half"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Create(ctx, path, []byte("correct horse battery"), kdf.TestParams(), testOptions()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Create(ctx, path, []byte("another password"), kdf.TestParams(), testOptions()); !errors.Is(err, ErrExists) {
+		t.Fatalf("second create: %v", err)
+	}
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if strings.Contains(e.Name(), "creating") && e.Name() != ".vault.db.creating-123" {
+			t.Errorf("temporary file %s left behind", e.Name())
+		}
+	}
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("vault file: %v %v", fi.Mode(), err)
+	}
+	v, err := Open(path, testOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	if err := v.Unlock(ctx, []byte("correct horse battery")); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -84,3 +84,13 @@ CREATE TABLE snapshots (
     seq      INTEGER NOT NULL,
     sealed   BLOB NOT NULL
 ) STRICT;
+
+-- Attachment blobs whose chunks are written but whose item revision is not
+-- yet: Attach adds the row with the chunks and removes it with the item
+-- write. A row left here after a crash names chunks nothing refers to; the
+-- next unlock deletes them.
+CREATE TABLE pending_blobs (
+    vault_id TEXT NOT NULL,
+    blob_id  TEXT NOT NULL,
+    PRIMARY KEY (vault_id, blob_id)
+) STRICT;
