@@ -612,6 +612,18 @@ func (a *app) agentCommand() *cobra.Command {
 			if err := sc.Stop(a.ctx); err != nil {
 				return err
 			}
+			// The agent answers before it shuts down. Wait (briefly) until
+			// it no longer accepts connections, so that the next command
+			// does not reach it while it closes.
+			if p, err := a.paths(); err == nil {
+				for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+					c, err := agent.DialContext(a.ctx, p.Socket)
+					if err != nil {
+						break
+					}
+					c.Close()
+				}
+			}
 			a.printf("Agent stopped.\n")
 			return nil
 		},
