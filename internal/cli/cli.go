@@ -58,8 +58,7 @@ type app struct {
 	jsonOut  bool
 	home     string
 	ctx      context.Context
-	warned   bool
-	insecure bool
+	insecure bool // the vault uses the test KDF profile (warned once)
 }
 
 // Main runs the command line and returns the process exit code.
@@ -72,6 +71,9 @@ func Main(ctx context.Context, args []string, env Env) int {
 	root.SetErr(env.Stderr)
 	err := root.ExecuteContext(ctx)
 	if err == nil {
+		if a.insecure && a.jsonOut {
+			fmt.Fprintln(env.Stderr, insecureText)
+		}
 		return ExitOK
 	}
 	return a.report(err)
@@ -90,6 +92,8 @@ Start with:  safe init    then  safe add login --title Example --generate`,
 		SilenceUsage:      true,
 		CompletionOptions: cobra.CompletionOptions{HiddenDefaultCmd: false},
 	}
+	root.Args = cobra.NoArgs
+	root.RunE = groupHelp
 	root.PersistentFlags().StringVar(&a.home, "home", "", "directory for all client state (default $SAFE_HOME, else the XDG directories)")
 	root.PersistentFlags().BoolVar(&a.jsonOut, "json", false, "print machine-readable JSON")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
@@ -104,8 +108,25 @@ Start with:  safe init    then  safe add login --title Example --generate`,
 	} {
 		root.AddCommand(c)
 	}
+	groupsNeedSubcommands(root)
 	usageArgs(root)
 	return root
+}
+
+// groupHelp runs for a command group given no subcommand: it shows the help.
+// (An unknown subcommand is an argument, refused by NoArgs as a usage error.)
+func groupHelp(c *cobra.Command, _ []string) error { return c.Help() }
+
+// groupsNeedSubcommands makes every command group refuse an unknown
+// subcommand with exit 2 instead of printing help and exiting 0.
+func groupsNeedSubcommands(c *cobra.Command) {
+	for _, sub := range c.Commands() {
+		if sub.HasSubCommands() && sub.Run == nil && sub.RunE == nil {
+			sub.Args = cobra.NoArgs
+			sub.RunE = groupHelp
+		}
+		groupsNeedSubcommands(sub)
+	}
 }
 
 // usageArgs makes argument errors (a wrong count, an extra word) usage
@@ -193,6 +214,8 @@ func classify(err error) (int, string) {
 		return ExitExists, "use the vault that is there, or choose another --home"
 	case errors.Is(err, vault.ErrInsecureKDF):
 		return ExitInsecureKDF, ""
+	case errors.Is(err, vault.ErrNewerFormat), errors.Is(err, store.ErrTooNew):
+		return ExitError, "upgrade safe to a version that knows this vault format; it never falls back to an older one"
 	case errors.Is(err, item.ErrInvalid):
 		return ExitInvalid, ""
 	case errors.Is(err, agent.ErrNoAgent):
@@ -211,6 +234,9 @@ func (a *app) report(err error) int {
 		out := map[string]any{"error": err.Error(), "exit_code": code}
 		if hint != "" {
 			out["hint"] = hint
+		}
+		if a.insecure {
+			out["warning"] = insecureText
 		}
 		enc := json.NewEncoder(a.env.Stderr)
 		enc.SetIndent("", "  ")
@@ -240,13 +266,20 @@ func (a *app) warnf(format string, args ...any) {
 
 // insecureWarning is printed by every command on a vault made with the
 // test KDF profile.
+// With --json it is held back so that standard error stays one JSON
+// document: it goes into the error object, or on its own line after a
+// successful command.
 func (a *app) insecureWarning(insecure bool) {
-	if !insecure || a.warned {
+	if !insecure || a.insecure {
 		return
 	}
-	a.warned = true
-	fmt.Fprintln(a.env.Stderr, "WARNING: this vault uses the INSECURE TEST KDF profile (SAFE_INSECURE_TEST_KDF=1): its password can be guessed quickly. Never keep real secrets in it.")
+	a.insecure = true
+	if !a.jsonOut {
+		fmt.Fprintln(a.env.Stderr, insecureText)
+	}
 }
+
+const insecureText = "WARNING: this vault uses the INSECURE TEST KDF profile (SAFE_INSECURE_TEST_KDF=1): its password can be guessed quickly. Never keep real secrets in it."
 
 // stdinIsTerminal says whether prompts are possible.
 func (a *app) stdinIsTerminal() bool {

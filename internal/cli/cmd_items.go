@@ -554,7 +554,13 @@ func (a *app) findCommand() *cobra.Command {
 				return err
 			}
 			if a.jsonOut {
-				return a.printJSON(hits)
+				if err := a.printJSON(hits); err != nil {
+					return err
+				}
+				if len(hits) == 0 {
+					return withHint(ExitNotFound, "try fewer or shorter words", fmt.Errorf("nothing matches %q", strings.Join(args, " ")))
+				}
+				return nil
 			}
 			list := make([]vault.Overview, len(hits))
 			for i, h := range hits {

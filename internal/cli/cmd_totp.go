@@ -53,10 +53,10 @@ func (a *app) totpCommand() *cobra.Command {
 				return err
 			}
 			if a.jsonOut {
-				return a.printJSON(map[string]any{"code": code, "remaining_seconds": int(left.Seconds() + 0.5), "period": cfg.Period, "digits": cfg.Digits})
+				return a.printJSON(map[string]any{"code": code, "remaining_seconds": secondsLeft(left), "period": cfg.Period, "digits": cfg.Digits})
 			}
 			a.printf("%s\n", code)
-			fmt.Fprintf(a.env.Stderr, "valid for %ds more\n", int(left.Seconds()+0.5))
+			fmt.Fprintf(a.env.Stderr, "valid for %ds more\n", secondsLeft(left))
 			return nil
 		},
 	}
@@ -73,3 +73,6 @@ func currentCode(src string) (string, error) {
 	code, _, err := totp.Code(cfg, time.Now())
 	return code, err
 }
+
+// secondsLeft rounds up, so a code is never shown as valid for 0 s.
+func secondsLeft(d time.Duration) int { return int((d + time.Second - 1) / time.Second) }

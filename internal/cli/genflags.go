@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"fmt"
+
 	"github.com/spf13/cobra"
 
 	"github.com/safehold/safehold/internal/genpass"
@@ -41,6 +43,10 @@ func (g *genFlags) generate() (secret.Bytes, float64, error) {
 	src, err := random.New()
 	if err != nil {
 		return nil, 0, err
+	}
+	// 0 means "the default" to genpass; on the command line it is a mistake.
+	if g.length <= 0 || g.words <= 0 {
+		return nil, 0, usageError{fmt.Errorf("--length and --words must be positive")}
 	}
 	if g.passphrase {
 		capz, err := genpass.ParseCapitalization(g.capitalize)

@@ -14,6 +14,7 @@ import (
 	"github.com/safehold/safehold/internal/agent"
 	"github.com/safehold/safehold/internal/item"
 	"github.com/safehold/safehold/internal/kdf"
+	"github.com/safehold/safehold/internal/store"
 	"github.com/safehold/safehold/internal/vault"
 )
 
@@ -138,6 +139,7 @@ const (
 	CodeRecoveryKey   = "recovery_key"
 	CodeInvalid       = "invalid"
 	CodeNotInTrash    = "not_in_trash"
+	CodeNewerFormat   = "newer_format"
 )
 
 // codes maps vault errors to codes and hints.
@@ -156,6 +158,8 @@ var codes = []struct {
 	{vault.ErrNoVault, CodeNoVault, "run `safe init` to create a vault"},
 	{vault.ErrRecoveryKey, CodeRecoveryKey, "type the Recovery Key exactly as printed when the vault was made"},
 	{vault.ErrNotInTrash, CodeNotInTrash, "move it to the trash first with `safe rm`"},
+	{vault.ErrNewerFormat, CodeNewerFormat, "upgrade safe to a version that knows this vault format; it never falls back to an older one"},
+	{store.ErrTooNew, CodeNewerFormat, "upgrade safe to a version that knows this vault format"},
 	{item.ErrInvalid, CodeInvalid, "fix the item and try again"},
 	{item.ErrNoField, CodeNotFound, "`safe get NAME` lists the item's fields"},
 }

@@ -20,6 +20,7 @@ var (
 	ErrExists        = errors.New("a vault already exists here")
 	ErrRecoveryKey   = errors.New("recovery key does not open this vault")
 	ErrNotInTrash    = errors.New("item is not in the trash")
+	ErrNewerFormat   = errors.New("vault was written by a newer safehold")
 )
 
 // Candidate is one of several items a name matched.

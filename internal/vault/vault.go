@@ -363,7 +363,7 @@ func (v *Vault) readAccount() error {
 		return tampered("account record version %d is unknown", rec.Version)
 	}
 	if rec.SecurityVersion > SecurityVersion {
-		return fmt.Errorf("vault has security version %d, this build knows %d: upgrade safe", rec.SecurityVersion, SecurityVersion)
+		return fmt.Errorf("%w: security version %d, this build knows %d", ErrNewerFormat, rec.SecurityVersion, SecurityVersion)
 	}
 	v.acct = &rec
 	return nil
