@@ -138,3 +138,35 @@ func TestUnfinishedAttachmentDropped(t *testing.T) {
 		t.Fatalf("finished attachment: %q %v", out.String(), err)
 	}
 }
+
+// Removing an attachment can be undone by restoring a revision that had it.
+func TestRestoreRevisionBringsBackAttachments(t *testing.T) {
+	v, _, _ := newVault(t)
+	addLogin(t, v, "Files", "pw")
+	if _, err := v.Attach(ctx, "Files", "a.txt", bytes.NewReader([]byte("first"))); err != nil {
+		t.Fatal(err)
+	}
+	withA, _ := v.Get(ctx, "Files")
+	if _, err := v.Detach(ctx, "Files", "a.txt"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Attach(ctx, "Files", "b.txt", bytes.NewReader([]byte("second"))); err != nil {
+		t.Fatal(err)
+	}
+	it, err := v.RestoreRevision(ctx, "Files", withA.Revision)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(it.Attachments) != 2 {
+		t.Fatalf("attachments after restore: %+v", it.Attachments)
+	}
+	for name, want := range map[string]string{"a.txt": "first", "b.txt": "second"} {
+		var out bytes.Buffer
+		if _, err := v.ReadAttachment(ctx, "Files", name, &out); err != nil || out.String() != want {
+			t.Fatalf("%s: %q %v", name, out.String(), err)
+		}
+	}
+	if _, err := v.Verify(ctx); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -506,7 +506,13 @@ func (v *Vault) RestoreRevision(ctx context.Context, ref string, rev uint64) (it
 	cur := revs[len(revs)-1].Item
 	next := old.Clone()
 	next.Revision, next.Trashed = cur.Revision, cur.Trashed
-	next.Attachments = cur.Attachments
+	// The old revision's attachments come back (their chunks are kept until
+	// the item is purged), and the current ones stay: nothing disappears.
+	for _, a := range cur.Attachments {
+		if !slices.ContainsFunc(next.Attachments, func(b item.Attachment) bool { return b.ID == a.ID || b.Name == a.Name }) {
+			next.Attachments = append(next.Attachments, a)
+		}
+	}
 	next.Modified = v.opts.now().UTC()
 	if next.Password != cur.Password {
 		next.PasswordChanged = next.Modified
