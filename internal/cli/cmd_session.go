@@ -388,18 +388,23 @@ damaged to unlock, and lists every problem.`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			var rep vault.Report
-			sc, err := a.unlocked()
+			var sc *service.Client
+			var err error
+			if pwFile == "" {
+				sc, err = a.unlocked()
+			} else {
+				// With the password, check the file here: this works
+				// whatever state an agent is in.
+				err = withHint(ExitLocked, "", errors.New("checking the file directly"))
+			}
 			var he *hintError
 			switch {
-			case err == nil && pwFile == "":
+			case err == nil:
 				defer sc.C.Close()
 				if rep, err = sc.Verify(a.ctx); err != nil {
 					return err
 				}
-			case err == nil || errors.As(err, &he) && he.code == ExitLocked:
-				if sc != nil {
-					sc.C.Close()
-				}
+			case errors.As(err, &he) && he.code == ExitLocked:
 				if rep, err = a.verifyFile(pwFile); err != nil {
 					return err
 				}
@@ -460,6 +465,10 @@ func (a *app) verifyFile(pwFile string) (vault.Report, error) {
 	rep, err := v.VerifyWithPassword(a.ctx, pw)
 	var ie *vault.IntegrityError
 	if errors.As(err, &ie) {
+		if len(rep.Problems) == 0 {
+			// Found before any report was made (the account record).
+			rep.Problems = ie.Problems
+		}
 		return rep, nil // the report carries the problems
 	}
 	return rep, err
