@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -408,7 +409,9 @@ With --field, print one field's bare value.`,
 
 // printItem shows an item as aligned "Name: value" lines.
 func (a *app) printItem(it item.Item) {
-	w := tabwriter.NewWriter(a.env.Stdout, 0, 4, 2, ' ', 0)
+	bw := bufio.NewWriterSize(a.env.Stdout, 64<<10)
+	defer bw.Flush()
+	w := tabwriter.NewWriter(bw, 0, 4, 2, ' ', 0)
 	line := func(k, v string) {
 		lines := strings.Split(sanitizeLines(v), "\n")
 		fmt.Fprintf(w, "%s:\t%s\n", k, lines[0])
@@ -582,7 +585,9 @@ func (a *app) printOverviews(list []vault.Overview, _ []int) {
 		fmt.Fprintln(a.env.Stderr, "(no items)")
 		return
 	}
-	w := tabwriter.NewWriter(a.env.Stdout, 0, 4, 2, ' ', 0)
+	bw := bufio.NewWriterSize(a.env.Stdout, 64<<10)
+	defer bw.Flush()
+	w := tabwriter.NewWriter(bw, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "ID\tTYPE\tTITLE\tUSERNAME\tFOLDER\tTAGS")
 	for _, o := range list {
 		star := ""
@@ -728,7 +733,9 @@ func (a *app) historyCommand() *cobra.Command {
 			if a.jsonOut {
 				return a.printJSON(revs)
 			}
-			w := tabwriter.NewWriter(a.env.Stdout, 0, 4, 2, ' ', 0)
+			bw := bufio.NewWriterSize(a.env.Stdout, 64<<10)
+			defer bw.Flush()
+			w := tabwriter.NewWriter(bw, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(w, "REV\tMODIFIED\tCHANGED")
 			for i := range revs {
 				r := &revs[i]

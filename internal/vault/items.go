@@ -32,19 +32,45 @@ type Overview struct {
 	Conflicts   int       `json:"conflicts,omitempty"`
 	Modified    time.Time `json:"modified"`
 	Revision    uint64    `json:"revision"`
+
+	// lower holds the searched text lower-cased once, when the overview is
+	// built, so that lists, lookups and searches do not lower-case every
+	// item on every call.
+	lower lowerText
 }
+
+type lowerText struct{ title, username, folder, tags, urls string }
 
 func overviewOf(vault string, it item.Item) *Overview {
 	hasTOTP := it.TOTP != ""
 	for _, f := range it.Fields {
 		hasTOTP = hasTOTP || f.Kind == item.KindTOTP
 	}
-	return &Overview{
+	o := &Overview{
 		ID: it.ID, Vault: vault, Type: it.Type, Title: it.Title, Username: it.Username,
 		URLs: it.URLs, Tags: it.Tags, Folder: it.Folder, Favorite: it.Favorite,
 		Trashed: it.Trashed != nil, HasTOTP: hasTOTP, Attachments: len(it.Attachments),
 		Conflicts: len(it.Conflicts), Modified: it.Modified, Revision: it.Revision,
 	}
+	o.setLower()
+	return o
+}
+
+// setLower fills o.lower from o's fields.
+func (o *Overview) setLower() {
+	o.lower = lowerText{
+		title: strings.ToLower(o.Title), username: strings.ToLower(o.Username),
+		folder: strings.ToLower(o.Folder), tags: strings.ToLower(strings.Join(o.Tags, " ")),
+		urls: strings.ToLower(strings.Join(o.URLs, " ")),
+	}
+}
+
+// byTitle orders overviews by lower-cased title, then id.
+func byTitle(a, b *Overview) int {
+	if c := strings.Compare(a.lower.title, b.lower.title); c != 0 {
+		return c
+	}
+	return strings.Compare(a.ID, b.ID)
 }
 
 // Filter narrows lists and searches.
@@ -84,21 +110,19 @@ func (v *Vault) List(ctx context.Context, f Filter) ([]Overview, error) {
 	if err := v.refresh(ctx); err != nil {
 		return nil, err
 	}
-	var out []Overview
+	var hits []*Overview
 	for _, id := range v.order {
 		for _, o := range v.vaults[id].views {
 			if f.match(o) {
-				out = append(out, *o)
+				hits = append(hits, o)
 			}
 		}
 	}
-	sort.Slice(out, func(i, j int) bool {
-		a, b := strings.ToLower(out[i].Title), strings.ToLower(out[j].Title)
-		if a != b {
-			return a < b
-		}
-		return out[i].ID < out[j].ID
-	})
+	slices.SortFunc(hits, byTitle)
+	out := make([]Overview, len(hits))
+	for i, o := range hits {
+		out[i] = *o
+	}
 	return out, nil
 }
 
@@ -128,17 +152,27 @@ type Match struct {
 // Find searches titles, usernames, URLs, tags and folders with a fuzzy
 // match and returns hits best first.
 func (v *Vault) Find(ctx context.Context, query string, f Filter) ([]Match, error) {
-	all, err := v.List(ctx, f)
-	if err != nil {
+	if err := v.refresh(ctx); err != nil {
 		return nil, err
 	}
+	words := strings.Fields(strings.ToLower(query))
 	var out []Match
-	for _, o := range all {
-		if s := scoreOverview(query, &o); s > 0 {
-			out = append(out, Match{o, s})
+	for _, id := range v.order {
+		for _, o := range v.vaults[id].views {
+			if !f.match(o) {
+				continue
+			}
+			if s := scoreOverview(words, o); s > 0 {
+				out = append(out, Match{*o, s})
+			}
 		}
 	}
-	sort.SliceStable(out, func(i, j int) bool { return out[i].Score > out[j].Score })
+	slices.SortFunc(out, func(a, b Match) int {
+		if a.Score != b.Score {
+			return b.Score - a.Score
+		}
+		return byTitle(&a.Overview, &b.Overview)
+	})
 	return out, nil
 }
 
@@ -171,7 +205,7 @@ func (v *Vault) resolve(ctx context.Context, ref string, trash bool) (*vaultStat
 			case len(lref) >= 4 && strings.HasPrefix(id, lref):
 				byPrefix = append(byPrefix, hit{s, o})
 			}
-			lt := strings.ToLower(o.Title)
+			lt := o.lower.title
 			if lt == lref {
 				byTitle = append(byTitle, hit{s, o})
 			} else if strings.Contains(lt, lref) {

@@ -14,22 +14,21 @@ import (
 // scoreOverview rates how well query matches an item: 0 is no match.
 // Each query word must match some field; an exact title beats a prefix, a
 // prefix beats a substring, and a substring beats a fuzzy subsequence.
-func scoreOverview(query string, o *Overview) int {
-	words := strings.Fields(strings.ToLower(query))
+func scoreOverview(words []string, o *Overview) int {
 	if len(words) == 0 {
 		return 1
 	}
-	fields := []struct {
+	fields := [...]struct {
 		text   string
 		weight int
 	}{
-		{o.Title, 4}, {o.Username, 2}, {o.Folder, 2}, {strings.Join(o.Tags, " "), 2}, {strings.Join(o.URLs, " "), 1},
+		{o.lower.title, 4}, {o.lower.username, 2}, {o.lower.folder, 2}, {o.lower.tags, 2}, {o.lower.urls, 1},
 	}
 	total := 0
 	for _, w := range words {
 		best := 0
 		for _, f := range fields {
-			if s := scoreText(w, strings.ToLower(f.text)) * f.weight; s > best {
+			if s := scoreText(w, f.text) * f.weight; s > best {
 				best = s
 			}
 		}

@@ -93,6 +93,7 @@ func (v *Vault) fromSnapshot(ctx context.Context, s *vaultState, h *headRecord, 
 	}
 	s.views = make(map[string]*Overview, len(snap.Views))
 	for _, o := range snap.Views {
+		o.setLower()
 		s.views[o.ID] = o
 	}
 	touched, err := v.replay(ctx, s, seq, head, h, false, report)
