@@ -3,7 +3,6 @@ package vault
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 
 	"github.com/safehold/safehold/internal/chain"
@@ -21,21 +20,22 @@ const purposeSnapshot = "index-snapshot"
 // snapshot is the verified index of one vault as of log entry Seq: what
 // the log says of every item, and every current item's overview. It is
 // sealed under the vault key with Seq in the additional data.
+// Its encoding is in snapcodec.go.
 type snapshot struct {
-	Version int             `json:"v"`
-	Vault   string          `json:"vault"`
-	Seq     uint64          `json:"seq"`
-	Head    []byte          `json:"head"`
-	Entries []snapshotEntry `json:"entries"`
-	Views   []*Overview     `json:"views"`
+	Version int
+	Vault   string
+	Seq     uint64
+	Head    []byte
+	Entries []snapshotEntry
+	Views   []*Overview
 }
 
 type snapshotEntry struct {
-	Item     string `json:"i"`
-	Seq      uint64 `json:"s"`
-	Op       byte   `json:"o"`
-	Revision uint64 `json:"r"`
-	Digest   []byte `json:"d"`
+	Item     string
+	Seq      uint64
+	Op       byte
+	Revision uint64
+	Digest   []byte
 }
 
 func snapshotContext(acct, vault string, seq uint64) envelope.Context {
@@ -72,15 +72,9 @@ func (v *Vault) fromSnapshot(ctx context.Context, s *vaultState, h *headRecord, 
 	if err != nil {
 		return false, nil
 	}
-	var snap snapshot
-	dec := json.NewDecoder(bytes.NewReader(pt))
-	dec.DisallowUnknownFields()
-	err = dec.Decode(&snap)
-	if err == nil && dec.More() {
-		err = errors.New("trailing data")
-	}
+	snap, err := decodeSnapshot(pt)
 	wipeBytes(pt)
-	if err != nil || snap.Version != 1 || snap.Vault != s.id || snap.Seq != seq {
+	if err != nil || snap.Vault != s.id || snap.Seq != seq {
 		return false, nil
 	}
 	head, err := chain.Parse(snap.Head)
@@ -93,7 +87,6 @@ func (v *Vault) fromSnapshot(ctx context.Context, s *vaultState, h *headRecord, 
 	}
 	s.views = make(map[string]*Overview, len(snap.Views))
 	for _, o := range snap.Views {
-		o.setLower()
 		s.views[o.ID] = o
 	}
 	touched, err := v.replay(ctx, s, seq, head, h, false, report)
@@ -142,10 +135,7 @@ func (v *Vault) saveSnapshot(ctx context.Context, s *vaultState) {
 	for _, o := range s.views {
 		snap.Views = append(snap.Views, o)
 	}
-	pt, err := json.Marshal(&snap)
-	if err != nil {
-		return
-	}
+	pt := encodeSnapshot(&snap)
 	sealed, err := envelope.Seal(v.opts.Rand, s.key, snapshotContext(v.acct.Account, s.id, s.seq), pt)
 	wipeBytes(pt)
 	if err != nil {
