@@ -521,7 +521,7 @@ func (a *app) lsCommand() *cobra.Command {
 				return err
 			}
 			defer sc.C.Close()
-			list, err := sc.List(a.ctx, flt)
+			list, err := sc.List(a.ctx, flt, !a.jsonOut)
 			if err != nil {
 				return err
 			}

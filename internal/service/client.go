@@ -58,9 +58,9 @@ func (c *Client) Get(ctx context.Context, ref string) (item.Item, error) {
 	return call[item.Item](ctx, c, OpGet, RefArgs{Ref: ref})
 }
 
-// List lists overviews.
-func (c *Client) List(ctx context.Context, f vault.Filter) ([]vault.Overview, error) {
-	return call[[]vault.Overview](ctx, c, OpList, ListArgs{Filter: f})
+// List lists overviews; slim asks for only what a table shows.
+func (c *Client) List(ctx context.Context, f vault.Filter, slim bool) ([]vault.Overview, error) {
+	return call[[]vault.Overview](ctx, c, OpList, ListArgs{Filter: f, Slim: slim})
 }
 
 // Find searches.

@@ -131,7 +131,13 @@ func (h *Handler) handle(ctx context.Context, req agent.Request, files []*os.Fil
 		if err := decode(req.Args, &a); err != nil {
 			return nil, err
 		}
-		return orEmpty(h.V.List(ctx, a.Filter))
+		list, err := h.V.List(ctx, a.Filter)
+		if a.Slim {
+			for i := range list {
+				list[i] = list[i].Slim()
+			}
+		}
+		return orEmpty(list, err)
 	case OpFind:
 		var a FindArgs
 		if err := decode(req.Args, &a); err != nil {

@@ -91,9 +91,11 @@ type RefArgs struct {
 	Ref string `json:"ref"`
 }
 
-// ListArgs filters a list.
+// ListArgs filters a list. Slim asks for only the fields a table shows
+// (vault.Overview.Slim), which halves a long listing.
 type ListArgs struct {
 	Filter vault.Filter `json:"filter"`
+	Slim   bool         `json:"slim,omitempty"`
 }
 
 // FindArgs is a search.

@@ -18,7 +18,7 @@ import (
 // Overview is what lists and searches show of an item: nothing secret.
 type Overview struct {
 	ID          string    `json:"id"`
-	Vault       string    `json:"vault"`
+	Vault       string    `json:"vault,omitempty"`
 	Type        item.Type `json:"type"`
 	Title       string    `json:"title"`
 	Username    string    `json:"username,omitempty"`
@@ -30,8 +30,8 @@ type Overview struct {
 	HasTOTP     bool      `json:"has_totp,omitempty"`
 	Attachments int       `json:"attachments,omitempty"`
 	Conflicts   int       `json:"conflicts,omitempty"`
-	Modified    time.Time `json:"modified"`
-	Revision    uint64    `json:"revision"`
+	Modified    time.Time `json:"modified,omitzero"`
+	Revision    uint64    `json:"revision,omitempty"`
 
 	// lower holds the searched text lower-cased once, when the overview is
 	// built, so that lists, lookups and searches do not lower-case every
@@ -71,6 +71,13 @@ func byTitle(a, b *Overview) int {
 		return c
 	}
 	return strings.Compare(a.ID, b.ID)
+}
+
+// Slim returns the overview with only what a listing table shows: id,
+// type, title, username, folder, tags, favourite and trash state.
+func (o Overview) Slim() Overview {
+	return Overview{ID: o.ID, Type: o.Type, Title: o.Title, Username: o.Username, Folder: o.Folder,
+		Tags: o.Tags, Favorite: o.Favorite, Trashed: o.Trashed}
 }
 
 // Filter narrows lists and searches.
