@@ -250,6 +250,11 @@ func (a *app) showStatus(full bool) error {
 		info = &service.Info{VaultPath: p.Vault, Account: v.Account(), InsecureTestKDF: v.InsecureTestKDF(), KDF: params}
 	} else {
 		defer sc.C.Close()
+		if info.Unlocked && full {
+			if info, err = sc.Info(a.ctx, true); err != nil {
+				return err
+			}
+		}
 	}
 	if a.jsonOut {
 		return a.printJSON(info)

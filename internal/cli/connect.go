@@ -32,7 +32,7 @@ func (a *app) connect() (*service.Client, *service.Info, error) {
 		return nil, nil, err
 	}
 	sc := &service.Client{C: c}
-	info, err := sc.Info(a.ctx)
+	info, err := sc.Info(a.ctx, false)
 	if err != nil {
 		c.Close()
 		return nil, nil, err

@@ -22,7 +22,9 @@ func call[T any](ctx context.Context, c *Client, op string, args any, files ...*
 }
 
 // Info describes the agent and vault.
-func (c *Client) Info(ctx context.Context) (*Info, error) { return call[*Info](ctx, c, OpInfo, nil) }
+func (c *Client) Info(ctx context.Context, counts bool) (*Info, error) {
+	return call[*Info](ctx, c, OpInfo, InfoArgs{Counts: counts})
+}
 
 // Unlock sends the password.
 func (c *Client) Unlock(ctx context.Context, pw []byte) (*Info, error) {

@@ -48,7 +48,11 @@ func (h *Handler) OnIdle() {
 	}
 }
 
-func (h *Handler) info(ctx context.Context) (*Info, error) {
+func (h *Handler) info(ctx context.Context) (*Info, error) { return h.infoWith(ctx, true) }
+
+// infoWith describes the agent; counting items walks the whole index, so
+// the info every command asks for first leaves it out.
+func (h *Handler) infoWith(ctx context.Context, counts bool) (*Info, error) {
 	in := &Info{
 		PID: os.Getpid(), Unlocked: h.V.Unlocked(), VaultPath: h.V.Path(), Account: h.V.Account(),
 		InsecureTestKDF: h.V.InsecureTestKDF(), IdleTimeout: h.IdleTimeout.String(),
@@ -59,7 +63,7 @@ func (h *Handler) info(ctx context.Context) (*Info, error) {
 	if h.LockedMemory != nil {
 		in.LockedMemory = h.LockedMemory()
 	}
-	if in.Unlocked {
+	if in.Unlocked && counts {
 		n, trashed, err := h.V.Counts(ctx)
 		if err != nil {
 			return nil, err
@@ -72,7 +76,11 @@ func (h *Handler) info(ctx context.Context) (*Info, error) {
 func (h *Handler) handle(ctx context.Context, req agent.Request, files []*os.File) (any, error) {
 	switch req.Op {
 	case OpInfo:
-		return h.info(ctx)
+		var a InfoArgs
+		if err := decode(req.Args, &a); err != nil {
+			return nil, err
+		}
+		return h.infoWith(ctx, a.Counts)
 	case OpUnlock:
 		var a UnlockArgs
 		if err := decode(req.Args, &a); err != nil {

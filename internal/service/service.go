@@ -56,10 +56,16 @@ type Info struct {
 	Account         string     `json:"account"`
 	InsecureTestKDF bool       `json:"insecure_test_kdf"`
 	KDF             kdf.Params `json:"kdf"`
-	Items           int        `json:"items"`
-	Trashed         int        `json:"trashed"`
+	Items           int        `json:"items"`   // with InfoArgs.Counts
+	Trashed         int        `json:"trashed"` // with InfoArgs.Counts
 	IdleTimeout     string     `json:"idle_timeout"`
 	LockedMemory    bool       `json:"locked_memory"`
+}
+
+// InfoArgs asks for the item counts too (status does; other commands
+// don't need them).
+type InfoArgs struct {
+	Counts bool `json:"counts,omitempty"`
 }
 
 // UnlockArgs carries the password.
