@@ -242,15 +242,11 @@ form. With --json it reads the whole item as JSON from standard input; its
 rather than overwritten.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
-			sc, err := a.unlocked()
+			sc, cur, err := a.withItem(args[0])
 			if err != nil {
 				return err
 			}
 			defer sc.C.Close()
-			cur, err := sc.Get(a.ctx, args[0])
-			if err != nil {
-				return err
-			}
 			next := cur.Clone()
 			base := cur.Revision
 			anyFlag := false
@@ -368,15 +364,11 @@ With --field, print one field's bare value.`,
   safe get GitHub --json`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
-			sc, err := a.unlocked()
+			sc, it, err := a.withItem(args[0])
 			if err != nil {
 				return err
 			}
 			defer sc.C.Close()
-			it, err := sc.Get(a.ctx, args[0])
-			if err != nil {
-				return err
-			}
 			if field != "" {
 				v, isSecret, err := it.Get(field)
 				if err != nil {

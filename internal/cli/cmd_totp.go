@@ -30,15 +30,11 @@ func (a *app) totpCommand() *cobra.Command {
 		Short: "Print the item's current one-time code (RFC 6238)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
-			sc, err := a.unlocked()
+			sc, it, err := a.withItem(args[0])
 			if err != nil {
 				return err
 			}
 			defer sc.C.Close()
-			it, err := sc.Get(a.ctx, args[0])
-			if err != nil {
-				return err
-			}
 			src, err := totpSource(it)
 			if err != nil {
 				return err

@@ -206,15 +206,11 @@ func (a *app) vpnCommand() *cobra.Command {
 		Short: "Print the item's WireGuard profile as a wg-quick config (or write it 0600 with --out)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
-			sc, err := a.unlocked()
+			sc, it, err := a.withItem(args[0])
 			if err != nil {
 				return err
 			}
 			defer sc.C.Close()
-			it, err := sc.Get(a.ctx, args[0])
-			if err != nil {
-				return err
-			}
 			if len(it.VPN) == 0 {
 				return failf(ExitNotFound, "add one with `safe add vpn`", "%q has no VPN profile", it.Title)
 			}
@@ -309,15 +305,11 @@ func (a *app) sshCommand() *cobra.Command {
 		Short: "Print the item's public key as an authorized_keys line",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
-			sc, err := a.unlocked()
+			sc, it, err := a.withItem(args[0])
 			if err != nil {
 				return err
 			}
 			defer sc.C.Close()
-			it, err := sc.Get(a.ctx, args[0])
-			if err != nil {
-				return err
-			}
 			if it.SSH == nil || it.SSH.PublicKey == "" {
 				return failf(ExitNotFound, "add one with `safe add ssh --generate`", "%q has no SSH key", it.Title)
 			}
@@ -341,15 +333,11 @@ func (a *app) copyCommand() *cobra.Command {
 			if err != nil {
 				return withHint(ExitError, "install wl-clipboard (Wayland), xclip or xsel (X11)", err)
 			}
-			sc, err := a.unlocked()
+			sc, it, err := a.withItem(args[0])
 			if err != nil {
 				return err
 			}
 			defer sc.C.Close()
-			it, err := sc.Get(a.ctx, args[0])
-			if err != nil {
-				return err
-			}
 			var value string
 			if field == "totp-code" {
 				src, err := totpSource(it)

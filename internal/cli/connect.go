@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/safehold/safehold/internal/agent"
+	"github.com/safehold/safehold/internal/item"
 	"github.com/safehold/safehold/internal/service"
 	"github.com/safehold/safehold/internal/vault"
 )
@@ -120,4 +121,19 @@ func Executable() string {
 	}
 	exe, _ := os.Executable()
 	return exe
+}
+
+// withItem connects to the unlocked agent and reads the item ref names. The
+// caller closes the client.
+func (a *app) withItem(ref string) (*service.Client, item.Item, error) {
+	sc, err := a.unlocked()
+	if err != nil {
+		return nil, item.Item{}, err
+	}
+	it, err := sc.Get(a.ctx, ref)
+	if err != nil {
+		sc.C.Close()
+		return nil, item.Item{}, err
+	}
+	return sc, it, nil
 }
