@@ -106,11 +106,22 @@ func ReadFrame(r io.Reader) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	// One allocation for any ordinary frame; only a frame over 16 MiB
-	// grows as its bytes arrive, so a length prefix alone cannot make the
-	// reader allocate 64 MiB.
+	// One right-sized allocation for any ordinary frame; only a frame over
+	// 16 MiB grows as its bytes arrive, so a length prefix alone cannot
+	// make the reader allocate 64 MiB.
+	const reserve = 16 << 20
+	if n <= reserve {
+		payload := make([]byte, n)
+		if _, err := io.ReadFull(r, payload); err != nil {
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, fmt.Errorf("%w: reading %d-byte payload: %w", ErrFrame, n, err)
+		}
+		return payload, nil
+	}
 	var buf bytes.Buffer
-	buf.Grow(min(n, 16<<20))
+	buf.Grow(reserve)
 	if _, err := io.CopyN(&buf, r, int64(n)); err != nil {
 		if errors.Is(err, io.EOF) {
 			err = io.ErrUnexpectedEOF

@@ -250,7 +250,7 @@ func (a *app) showStatus(full bool) error {
 		info = &service.Info{VaultPath: p.Vault, Account: v.Account(), InsecureTestKDF: v.InsecureTestKDF(), KDF: params}
 	} else {
 		defer sc.C.Close()
-		if info.Unlocked && full {
+		if info.Unlocked {
 			if info, err = sc.Info(a.ctx, true); err != nil {
 				return err
 			}
