@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 
@@ -29,7 +30,12 @@ func (a *app) attachCommand() *cobra.Command {
 				return err
 			}
 			defer sc.C.Close()
-			it, err := sc.Attach(a.ctx, args[0], name, f)
+			src, done, err := pipeIfNotRegular(f, true)
+			if err != nil {
+				return err
+			}
+			it, err := sc.Attach(a.ctx, args[0], name, src)
+			done()
 			if err != nil {
 				return err
 			}
@@ -66,7 +72,12 @@ func (a *app) attachCommand() *cobra.Command {
 				tmp, dst = f.Name(), f
 				defer os.Remove(tmp)
 			}
-			n, err := sc.ReadAttachment(a.ctx, args[0], args[1], dst)
+			sink, done, err := pipeIfNotRegular(dst, false)
+			if err != nil {
+				return err
+			}
+			n, err := sc.ReadAttachment(a.ctx, args[0], args[1], sink)
+			done()
 			if err != nil {
 				return err
 			}
@@ -111,4 +122,34 @@ func (a *app) attachCommand() *cobra.Command {
 	}
 	c.AddCommand(add, get, rm)
 	return c
+}
+
+// pipeIfNotRegular returns f itself when it is a regular file, and otherwise
+// one end of a private pipe that a goroutine copies from f (in) or into f
+// (out). The agent then never holds the user's terminal or shared pipe, and
+// it can put deadlines on the private one (see service.StallTimeout). done
+// closes this process's end and, for output, waits until everything the
+// agent wrote has reached f.
+func pipeIfNotRegular(f *os.File, in bool) (*os.File, func(), error) {
+	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
+		return f, func() {}, nil
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, nil, fmt.Errorf("make a pipe for the transfer: %w", err)
+	}
+	if in {
+		go func() {
+			io.Copy(w, f)
+			w.Close()
+		}()
+		return r, func() { r.Close() }, nil
+	}
+	copied := make(chan struct{})
+	go func() {
+		io.Copy(f, r)
+		r.Close()
+		close(copied)
+	}()
+	return w, func() { w.Close(); <-copied }, nil
 }

@@ -665,9 +665,9 @@ func (a *app) runAgent(timeout time.Duration) error {
 	if err != nil {
 		return err
 	}
-	defer v.Close()
 	ln, err := agent.Listen(p.Socket)
 	if err != nil {
+		v.Close()
 		return fmt.Errorf("listen on %s: %w", p.Socket, err)
 	}
 	ctx, cancel := signal.NotifyContext(a.ctx, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
@@ -676,19 +676,26 @@ func (a *app) runAgent(timeout time.Duration) error {
 	srv := agent.NewServer(h, agent.Options{IdleTimeout: timeout, OnIdle: h.OnIdle, PassiveOps: service.PassiveOps})
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
+	var serveErr error
 	select {
 	case <-ctx.Done():
 	case err := <-done:
 		if err != nil && !errors.Is(err, agent.ErrServerClosed) {
-			return err
+			serveErr = err
 		}
 	}
 	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer scancel()
-	srv.Shutdown(sctx)
-	v.Lock()
+	if err := srv.Shutdown(sctx); err != nil {
+		// A request is still running and may be using the keys: wiping
+		// them under it could seal data under a zeroed key. Exit instead;
+		// the kernel discards the process's memory, locked pages included.
+		a.warnf("agent: a request did not finish; exiting without waiting for it")
+		return serveErr
+	}
+	v.Close() // locks: keys wiped
 	keys.destroy()
-	return nil
+	return serveErr
 }
 
 // lockedKeys moves the vault's long-lived keys into mlocked, guarded pages.

@@ -201,9 +201,9 @@ func (h *Handler) handle(ctx context.Context, req agent.Request, files []*os.Fil
 			return nil, &agent.Error{Code: agent.CodeBadRequest, Message: fmt.Sprintf("%s wants one passed file, got %d", req.Op, len(files))}
 		}
 		if req.Op == OpAttach {
-			return h.V.Attach(ctx, a.Ref, a.Name, files[0])
+			return h.V.Attach(ctx, a.Ref, a.Name, stallFile{files[0]})
 		}
-		n, err := h.V.ReadAttachment(ctx, a.Ref, a.Name, files[0])
+		n, err := h.V.ReadAttachment(ctx, a.Ref, a.Name, stallFile{files[0]})
 		return Count{N: n}, err
 	case OpDetach:
 		var a AttachArgs

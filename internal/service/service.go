@@ -148,6 +148,7 @@ const (
 	CodeInvalid       = "invalid"
 	CodeNotInTrash    = "not_in_trash"
 	CodeNewerFormat   = "newer_format"
+	CodeStalled       = "stalled"
 )
 
 // codes maps vault errors to codes and hints.
@@ -169,6 +170,7 @@ var codes = []struct {
 	{vault.ErrNewerFormat, CodeNewerFormat, "upgrade safe to a version that knows this vault format; it never falls back to an older one"},
 	{store.ErrTooNew, CodeNewerFormat, "upgrade safe to a version that knows this vault format"},
 	{item.ErrInvalid, CodeInvalid, "fix the item and try again"},
+	{ErrStalled, CodeStalled, "keep the transfer moving (read the output, or attach from a file)"},
 	{item.ErrNoField, CodeNotFound, "`safe get NAME` lists the item's fields"},
 }
 

@@ -124,9 +124,12 @@ func (v *Vault) Verify(ctx context.Context) (Report, error) {
 	if v.mk == nil {
 		return rep, ErrLocked
 	}
-	// The full check below rebuilds the in-memory index without the rows it
-	// finds damaged. Make the next read reload it, so that a damaged item
-	// is reported as tampered there too, not as missing.
+	// The full check below rebuilds the in-memory index, without the rows
+	// it finds damaged, and may stop half-way (a cancelled context, a store
+	// error). Until it has passed, the state must not be saved as a
+	// snapshot; and the next read reloads it, so that a damaged item is
+	// reported as tampered there too, not as missing.
+	v.verified = false
 	defer func() { v.seen = -1 }()
 	if err := v.readAccount(); err != nil {
 		rep.Problems = append(rep.Problems, err.Error())
@@ -139,6 +142,7 @@ func (v *Vault) Verify(ctx context.Context) (Report, error) {
 		}
 		rep.Problems = append(rep.Problems, ie.Problems...)
 	}
+	v.verified = false   // load sets it; the full check has not passed yet
 	if v.vaults == nil { // load stopped before the vaults
 		return rep, &IntegrityError{Problems: rep.Problems}
 	}
@@ -219,8 +223,8 @@ func (v *Vault) Verify(ctx context.Context) (Report, error) {
 		}
 	}
 	if len(rep.Problems) > 0 {
-		v.verified = false // the index now lacks the damaged rows
 		return rep, &IntegrityError{Problems: rep.Problems}
 	}
+	v.verified = true
 	return rep, nil
 }

@@ -1,6 +1,7 @@
 package vault
 
 import (
+	"context"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -264,5 +265,54 @@ func TestDeletedHistoryIsNoticed(t *testing.T) {
 	rep, err := v.Verify(ctx)
 	if !errors.Is(err, ErrTampered) || !strings.Contains(fmt.Sprint(rep.Problems), "revision 1") {
 		t.Fatalf("verify: %v %+v", err, rep)
+	}
+}
+
+// countingCtx is cancelled after n calls to Err.
+type countingCtx struct {
+	context.Context
+	n int
+}
+
+func (c *countingCtx) Err() error {
+	if c.n--; c.n < 0 {
+		return context.Canceled
+	}
+	return nil
+}
+
+// A verify that stops half-way must not leave a half-rebuilt index to be
+// saved as a snapshot by the next lock.
+func TestInterruptedVerifySavesNoSnapshot(t *testing.T) {
+	v, path, _ := newVault(t)
+	for i := 0; i < 6; i++ {
+		addLogin(t, v, fmt.Sprint("Item", i), "pw")
+	}
+	v.Lock()
+	if err := v.Unlock(ctx, []byte("correct horse battery")); err != nil {
+		t.Fatal(err)
+	}
+	for i := 6; i < 10; i++ {
+		addLogin(t, v, fmt.Sprint("Item", i), "pw")
+	}
+	if _, err := v.Verify(&countingCtx{Context: ctx, n: 8}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("interrupted verify: %v", err)
+	}
+	v.Lock()
+	v2, err := Open(path, testOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v2.Close()
+	if err := v2.Unlock(ctx, []byte("correct horse battery")); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 10; i++ {
+		if _, err := v2.Get(ctx, fmt.Sprint("Item", i)); err != nil {
+			t.Fatalf("item %d after an interrupted verify: %v", i, err)
+		}
+	}
+	if _, err := v2.Verify(ctx); err != nil {
+		t.Fatal(err)
 	}
 }
