@@ -47,7 +47,7 @@ func (f *itemFlags) register(c *cobra.Command) {
 	fl.StringVar(&f.title, "title", "", "title")
 	fl.StringVar(&f.username, "username", "", "user name")
 	fl.StringArrayVar(&f.urls, "url", nil, "URL (repeat for several)")
-	fl.StringVar(&f.notes, "notes", "", "notes")
+	fl.StringVar(&f.notes, "notes", "", "notes (visible to other local users in the process list: use --editor or --json for private notes)")
 	fl.StringArrayVar(&f.tags, "tag", nil, "tag (repeat for several)")
 	fl.StringVar(&f.folder, "folder", "", "folder, like Work/Servers")
 	fl.BoolVar(&f.favorite, "favorite", false, "mark as a favourite")
@@ -285,6 +285,10 @@ rather than overwritten.`,
 				if next, err = a.editForm(cur); err != nil {
 					return err
 				}
+				if before, _ := encodeJSON(cur); func() bool { after, _ := encodeJSON(next); return after == before }() {
+					fmt.Fprintln(a.env.Stderr, "Nothing changed.")
+					return nil
+				}
 			default:
 				if err := f.apply(a, c, &next); err != nil {
 					return err
@@ -439,12 +443,12 @@ func (a *app) printItem(it item.Item) {
 }
 
 func displayName(n string) string {
+	n = strings.ReplaceAll(sanitize(n), "_", " ")
+	if i := strings.IndexByte(n, '.'); i >= 0 && i+1 < len(n) {
+		n = n[i+1:]
+	}
 	if n == "" {
 		return n
-	}
-	n = strings.ReplaceAll(n, "_", " ")
-	if i := strings.IndexByte(n, '.'); i >= 0 {
-		n = n[i+1:]
 	}
 	switch n {
 	case "totp":
@@ -784,7 +788,7 @@ func changedFields(prev, cur *item.Item) string {
 		return "-"
 	}
 	sortStrings(names)
-	return strings.Join(names, ", ")
+	return sanitize(strings.Join(names, ", "))
 }
 
 func ftoa(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) }

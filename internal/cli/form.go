@@ -50,6 +50,10 @@ func renderForm(it item.Item) []byte {
 	var b bytes.Buffer
 	b.WriteString(formHeader)
 	kv := func(k, v string) {
+		if needsQuotes(v) {
+			fmt.Fprintf(&b, "%s: %s\n", k, strconv.Quote(v))
+			return
+		}
 		if strings.Contains(v, "\n") {
 			fmt.Fprintf(&b, "%s: |\n", k)
 			for _, l := range strings.Split(v, "\n") {
@@ -180,10 +184,43 @@ func parseForm(data []byte, base item.Item) (item.Item, error) {
 	return it, nil
 }
 
+// needsQuotes says whether a value would not survive the plain form: white
+// space at either end (trimmed when read back), the block marker "|", a
+// leading quote, control characters, or a multi-line value whose lines end
+// in white space or which ends in a line break. Such values are written as
+// Go-quoted strings and unquoted when read back.
+func needsQuotes(v string) bool {
+	if v == "" {
+		return false
+	}
+	if v != strings.TrimSpace(v) || v == "|" || strings.HasPrefix(v, `"`) {
+		return true
+	}
+	for _, r := range v {
+		if r < 0x20 && r != '\n' || r == 0x7f {
+			return true
+		}
+	}
+	if strings.Contains(v, "\n") {
+		for _, l := range strings.Split(v, "\n") {
+			if l != strings.TrimRight(l, " \t") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // blockValue returns a line's value, or for "|" the indented block after it,
 // and the index of the last line consumed.
 func blockValue(lines []string, i int, val string) (string, int) {
 	v := strings.TrimSpace(val)
+	if strings.HasPrefix(v, `"`) {
+		if u, err := strconv.Unquote(v); err == nil {
+			return u, i
+		}
+		return v, i // left as typed; a value may start with a quote
+	}
 	if v != "|" {
 		return v, i
 	}

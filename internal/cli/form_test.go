@@ -55,3 +55,18 @@ func FuzzParseForm(f *testing.F) {
 		parseForm([]byte(form), item.Item{Type: item.Login, Title: "base"})
 	})
 }
+
+// Values the plain form would change (surrounding spaces, "|", a leading
+// quote, control characters, trailing line breaks) survive a round trip.
+func TestFormKeepsAwkwardValues(t *testing.T) {
+	for _, pw := range []string{" pw with spaces ", "|", `"quoted"`, "tab\there", "ends with newline\n", "line one  \nline two", "é\u0001"} {
+		it := item.Item{Type: item.Login, Title: "T", Password: pw, Notes: pw}
+		got, err := parseForm(renderForm(it), it)
+		if err != nil {
+			t.Fatalf("%q: %v", pw, err)
+		}
+		if got.Password != pw || got.Notes != pw {
+			t.Errorf("%q came back as password %q, notes %q\n%s", pw, got.Password, got.Notes, renderForm(it))
+		}
+	}
+}

@@ -225,6 +225,12 @@ func (it Item) Masked() Item {
 	for i := range c.Attachments {
 		c.Attachments[i].Key, c.Attachments[i].Header = nil, nil
 	}
+	// A value that lost a merge is as secret as the field it was for.
+	for i, cf := range c.Conflicts {
+		if _, secret, err := it.Get(cf.Field); (err != nil || secret) && cf.Value != "" {
+			c.Conflicts[i].Value = Mask
+		}
+	}
 	return c
 }
 

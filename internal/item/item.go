@@ -257,8 +257,11 @@ func (it *Item) Validate() error {
 		return invalid("%d custom fields, more than the %d allowed", len(it.Fields), MaxFields)
 	}
 	for i, f := range it.Fields {
-		if f.Name == "" {
+		if strings.TrimSpace(f.Name) == "" {
 			return invalid("custom field %d has no name", i+1)
+		}
+		if strings.ContainsFunc(f.Name, func(r rune) bool { return r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) }) {
+			return invalid("custom field name %q contains control characters", f.Name)
 		}
 		switch f.Kind {
 		case KindText, KindHidden, KindURL, KindTOTP, KindDate:

@@ -39,29 +39,56 @@ func (v *Vault) checkVault(ctx context.Context, s *vaultState, full bool, proble
 		}
 		return &IntegrityError{Problems: []string{msg}}
 	}
-	raw, err := v.st.Head(s.id)
-	if errors.Is(err, store.ErrNotFound) {
-		return report("the log head record is missing")
-	} else if err != nil {
+	h, err := v.readHead(s, report)
+	if err != nil || h == nil {
 		return err
 	}
-	var h headRecord
-	if err := decodeRecord(raw, &h); err != nil {
-		return report("log head record: %v", err)
-	}
-	if h.Version != RecordVersion || h.Vault != s.id || !checkMAC(v.macKey, "head", &h, &h.MAC) {
-		return report("the log head record was modified (its MAC does not verify)")
-	}
 	if !full && problems == nil {
-		if ok, err := v.fromSnapshot(ctx, s, &h, report); ok || err != nil {
+		if ok, err := v.fromSnapshot(ctx, s, h, report); ok || err != nil {
 			return err
 		}
 	}
 	s.index = map[string]*entryInfo{}
-	if _, err := v.replay(ctx, s, 0, genesis(s.id), &h, full, report); err != nil {
+	if _, err := v.replay(ctx, s, 0, genesis(s.id), h, full, report); err != nil {
 		return err
 	}
 	return v.checkItems(ctx, s, report)
+}
+
+// readHead reads and authenticates a vault's head record. It returns nil
+// and report's result when the record is missing or was modified.
+func (v *Vault) readHead(s *vaultState, report func(string, ...any) error) (*headRecord, error) {
+	raw, err := v.st.Head(s.id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, report("the log head record is missing")
+	} else if err != nil {
+		return nil, err
+	}
+	var h headRecord
+	if err := decodeRecord(raw, &h); err != nil {
+		return nil, report("log head record: %v", err)
+	}
+	if h.Version != RecordVersion || h.Vault != s.id || !checkMAC(v.macKey, "head", &h, &h.MAC) {
+		return nil, report("the log head record was modified (its MAC does not verify)")
+	}
+	return &h, nil
+}
+
+// checkChain re-hashes a vault's whole log (bodies, not signatures) from
+// its genesis to its authenticated head, without touching s. Reads that
+// trust old log entries (history) call it first: an unlock from a snapshot
+// does not re-hash the entries before the snapshot.
+func (v *Vault) checkChain(ctx context.Context, s *vaultState) error {
+	report := func(format string, args ...any) error {
+		return &IntegrityError{Problems: []string{fmt.Sprintf("vault %q: ", s.name) + fmt.Sprintf(format, args...)}}
+	}
+	h, err := v.readHead(s, report)
+	if err != nil || h == nil {
+		return err
+	}
+	tmp := &vaultState{id: s.id, name: s.name, index: map[string]*entryInfo{}}
+	_, err = v.replay(ctx, tmp, 0, genesis(s.id), h, false, report)
+	return err
 }
 
 // replay reads the log after entry `after` (whose chain hash is start),

@@ -473,6 +473,9 @@ func (v *Vault) History(ctx context.Context, ref string) ([]Revision, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := v.checkChain(ctx, s); err != nil {
+		return nil, err
+	}
 	digests, err := v.logDigests(s.id, o.ID)
 	if err != nil {
 		return nil, err

@@ -1,6 +1,7 @@
 package vault
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -314,5 +315,29 @@ func TestInterruptedVerifySavesNoSnapshot(t *testing.T) {
 	}
 	if _, err := v2.Verify(ctx); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// After an unlock from a snapshot, history still refuses a log whose old
+// entries were rewritten to hide a deleted revision.
+func TestHistoryChecksTheChain(t *testing.T) {
+	v, path, _ := newVault(t)
+	it := addLogin(t, v, "Alpha", "one")
+	it.Password = "two"
+	if _, err := v.Update(ctx, it.ID, 0, it); err != nil {
+		t.Fatal(err)
+	}
+	v.Lock() // saves the snapshot
+	f := &rawFile{db: rawDB(t, path)}
+	var body []byte
+	f.query(t, "SELECT body FROM log WHERE seq = 1", &body)
+	forged := bytes.Replace(body, []byte(it.ID), bytes.Repeat([]byte("z"), len(it.ID)), 1)
+	f.exec(t, "UPDATE log SET body = ?, item_id = ? WHERE seq = 1", forged, strings.Repeat("z", len(it.ID)))
+	f.exec(t, "DELETE FROM history WHERE revision = 1")
+	if err := v.Unlock(ctx, []byte("correct horse battery")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.History(ctx, "Alpha"); !errors.Is(err, ErrTampered) {
+		t.Fatalf("history over a rewritten log: %v", err)
 	}
 }
