@@ -130,6 +130,13 @@ for n in $sizes; do
 	name="github 4242" # one item; the generator's n=4242 is a github title
 	((n > 4242)) || name="github 42"
 	export SAFE_HOME=$home
+	# The agent's memory right after unlock: a fresh agent (the one that
+	# populated the vault has the bulk adds' garbage), unlocked, nothing else.
+	"$safe" agent stop >/dev/null 2>&1 || true
+	"$safe" unlock --password-file "$pwfile" >/dev/null 2>&1
+	pid=$("$safe" --json status 2>/dev/null | jq -r .pid)
+	grep -E 'VmRSS|VmHWM|RssAnon|RssFile' "/proc/$pid/status" | tr -s ' \t' ' ' |
+		sed "s/^/items=$n agent after fresh unlock: /" >>"$out/rss.txt"
 	bench get "$n" -N "$safe get '$name'"
 	bench get-reveal "$n" -N "$safe get '$name' --field password --reveal"
 	bench find "$n" -N "$safe find github"
@@ -148,7 +155,7 @@ for n in $sizes; do
 		sed "s/^/items=$n safe-get time -v: /" >>"$out/rss.txt"
 	pid=$("$safe" --json status 2>/dev/null | jq -r .pid)
 	grep -E 'VmRSS|VmHWM|RssAnon|RssFile' "/proc/$pid/status" | tr -s ' \t' ' ' |
-		sed "s/^/items=$n agent: /" >>"$out/rss.txt"
+		sed "s/^/items=$n agent after the series: /" >>"$out/rss.txt"
 	unset SAFE_HOME
 done
 cat "$out/rss.txt"
