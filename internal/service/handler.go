@@ -22,6 +22,16 @@ type Handler struct {
 	Stop func()
 	// LockedMemory reports whether keys sit in locked memory.
 	LockedMemory func() bool
+	// Stall bounds how long an attachment transfer may make no progress;
+	// zero means StallTimeout.
+	Stall time.Duration
+}
+
+func (h *Handler) stall(f *os.File) stallFile {
+	if h.Stall > 0 {
+		return stallFile{f, h.Stall}
+	}
+	return stallFile{f, StallTimeout}
 }
 
 var _ agent.Handler = (*Handler)(nil)
@@ -201,9 +211,9 @@ func (h *Handler) handle(ctx context.Context, req agent.Request, files []*os.Fil
 			return nil, &agent.Error{Code: agent.CodeBadRequest, Message: fmt.Sprintf("%s wants one passed file, got %d", req.Op, len(files))}
 		}
 		if req.Op == OpAttach {
-			return h.V.Attach(ctx, a.Ref, a.Name, stallFile{files[0]})
+			return h.V.Attach(ctx, a.Ref, a.Name, h.stall(files[0]))
 		}
-		n, err := h.V.ReadAttachment(ctx, a.Ref, a.Name, stallFile{files[0]})
+		n, err := h.V.ReadAttachment(ctx, a.Ref, a.Name, h.stall(files[0]))
 		return Count{N: n}, err
 	case OpDetach:
 		var a AttachArgs

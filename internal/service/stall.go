@@ -20,23 +20,26 @@ var ErrStalled = errors.New("the attachment transfer made no progress")
 // progress within StallTimeout. Deadlines work on pipes and sockets (the
 // CLI passes a pipe it made for anything but a regular file); on regular
 // files they are unsupported and not needed, since those never block.
-type stallFile struct{ f *os.File }
+type stallFile struct {
+	f     *os.File
+	limit time.Duration
+}
 
 func (s stallFile) Read(p []byte) (int, error) {
-	s.f.SetReadDeadline(time.Now().Add(StallTimeout))
+	s.f.SetReadDeadline(time.Now().Add(s.limit))
 	n, err := s.f.Read(p)
-	return n, stalled(err)
+	return n, s.stalled(err)
 }
 
 func (s stallFile) Write(p []byte) (int, error) {
-	s.f.SetWriteDeadline(time.Now().Add(StallTimeout))
+	s.f.SetWriteDeadline(time.Now().Add(s.limit))
 	n, err := s.f.Write(p)
-	return n, stalled(err)
+	return n, s.stalled(err)
 }
 
-func stalled(err error) error {
+func (s stallFile) stalled(err error) error {
 	if errors.Is(err, os.ErrDeadlineExceeded) {
-		return fmt.Errorf("%w for %s; it was cancelled so that the vault can lock", ErrStalled, StallTimeout)
+		return fmt.Errorf("%w for %s; it was cancelled so that the vault can lock", ErrStalled, s.limit)
 	}
 	return err
 }
