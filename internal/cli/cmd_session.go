@@ -140,16 +140,13 @@ func (a *app) confirmRecoveryKey(rk string) error {
 }
 
 func (a *app) unlockWith(pw secret.Bytes, timeout string) error {
-	c, info, err := a.startAgent(a.ctx, timeout)
+	c, _, err := a.startAgent(a.ctx, timeout)
 	if err != nil {
 		return err
 	}
 	defer c.C.Close()
-	if info.Unlocked {
-		// Check the password anyway: unlock must say when it is wrong.
-		_, err := c.Unlock(a.ctx, pw)
-		return err
-	}
+	// Sent even when the agent is unlocked already: unlock must say when
+	// the password is wrong (a wrong one leaves the agent as it was).
 	_, err = c.Unlock(a.ctx, pw)
 	return err
 }
