@@ -177,6 +177,7 @@ func (v *Vault) checkItems(ctx context.Context, s *vaultState, report func(strin
 	}
 	wg.Wait()
 	s.views = make(map[string]*Overview, len(rows))
+	s.titles = nil
 	for i, r := range rows {
 		if errs[i] != nil {
 			if err := report("%v", errs[i]); err != nil {

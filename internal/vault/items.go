@@ -198,47 +198,96 @@ func (v *Vault) resolve(ctx context.Context, ref string, trash bool) (*vaultStat
 		s *vaultState
 		o *Overview
 	}
-	var byID, byPrefix, byTitle, bySub []hit
-	lref := strings.ToLower(ref)
-	for _, vid := range v.order {
-		s := v.vaults[vid]
-		for id, o := range s.views {
-			if o.Trashed != trash {
-				continue
-			}
-			switch {
-			case id == lref:
-				byID = append(byID, hit{s, o})
-			case len(lref) >= 4 && strings.HasPrefix(id, lref):
-				byPrefix = append(byPrefix, hit{s, o})
-			}
-			lt := o.lower.title
-			if lt == lref {
-				byTitle = append(byTitle, hit{s, o})
-			} else if strings.Contains(lt, lref) {
-				bySub = append(bySub, hit{s, o})
-			}
-		}
-	}
-	for _, hits := range [][]hit{byID, byPrefix, byTitle, bySub} {
+	// decide turns the hits of one rule into an answer: one hit is it, two
+	// or more are ambiguous, none passes to the next rule.
+	decide := func(hits []hit) (*vaultState, *Overview, bool, error) {
 		switch len(hits) {
 		case 0:
-			continue
+			return nil, nil, false, nil
 		case 1:
-			return hits[0].s, hits[0].o, nil
+			return hits[0].s, hits[0].o, true, nil
 		}
 		e := &AmbiguousError{Query: ref}
 		for _, h := range hits {
 			e.Candidates = append(e.Candidates, Candidate{ID: h.o.ID, Title: h.o.Title, Type: string(h.o.Type)})
 		}
 		sort.Slice(e.Candidates, func(i, j int) bool { return e.Candidates[i].ID < e.Candidates[j].ID })
-		return nil, nil, e
+		return nil, nil, true, e
+	}
+	scan := func(match func(id string, o *Overview) bool) []hit {
+		var hits []hit
+		for _, vid := range v.order {
+			s := v.vaults[vid]
+			for id, o := range s.views {
+				if o.Trashed == trash && match(id, o) {
+					hits = append(hits, hit{s, o})
+				}
+			}
+		}
+		return hits
+	}
+	lref := strings.ToLower(ref)
+	// The rules in order: the id, an id prefix of four or more characters,
+	// the title, a part of the title. The first two rules are map and
+	// index lookups, so a lookup by id or exact title does not walk every
+	// item.
+	var byID, byTitle []hit
+	for _, vid := range v.order {
+		s := v.vaults[vid]
+		if o, ok := s.views[lref]; ok && o.Trashed == trash {
+			byID = append(byID, hit{s, o})
+		}
+	}
+	if s, o, done, err := decide(byID); done {
+		return s, o, err
+	}
+	if len(lref) >= 4 && idLike(lref) {
+		if s, o, done, err := decide(scan(func(id string, _ *Overview) bool { return strings.HasPrefix(id, lref) })); done {
+			return s, o, err
+		}
+	}
+	for _, vid := range v.order {
+		s := v.vaults[vid]
+		for _, o := range s.titleIndex()[lref] {
+			if o.Trashed == trash {
+				byTitle = append(byTitle, hit{s, o})
+			}
+		}
+	}
+	if s, o, done, err := decide(byTitle); done {
+		return s, o, err
+	}
+	if s, o, done, err := decide(scan(func(_ string, o *Overview) bool { return strings.Contains(o.lower.title, lref) })); done {
+		return s, o, err
 	}
 	where := ""
 	if trash {
 		where = " in the trash"
 	}
 	return nil, nil, fmt.Errorf("%w: nothing%s matches %q", ErrNotFound, where, ref)
+}
+
+// idLike says whether s could be (part of) an item id: ids use the
+// lower-case base32 alphabet of newID.
+func idLike(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'z') {
+			return false
+		}
+	}
+	return true
+}
+
+// titleIndex maps each lower-cased title to its overviews. It is built on
+// first use and dropped whenever the views change.
+func (s *vaultState) titleIndex() map[string][]*Overview {
+	if s.titles == nil {
+		s.titles = make(map[string][]*Overview, len(s.views))
+		for _, o := range s.views {
+			s.titles[o.lower.title] = append(s.titles[o.lower.title], o)
+		}
+	}
+	return s.titles
 }
 
 // Get returns the current revision of the item ref names, read back from the
@@ -702,10 +751,12 @@ func (v *Vault) write(ctx context.Context, s *vaultState, puts, purges []item.It
 		s.index[c.row.Item] = c.info
 		if c.purged {
 			delete(s.views, c.row.Item)
+			s.titles = nil
 			continue
 		}
 		c.it.Revision = c.row.Revision
 		s.views[c.row.Item] = overviewOf(s.id, *c.it)
+		s.titles = nil
 	}
 	return nil
 }

@@ -86,6 +86,7 @@ func (v *Vault) fromSnapshot(ctx context.Context, s *vaultState, h *headRecord, 
 		s.index[e.Item] = &entryInfo{seq: e.Seq, op: e.Op, revision: e.Revision, digest: e.Digest}
 	}
 	s.views = make(map[string]*Overview, len(snap.Views))
+	s.titles = nil
 	for _, o := range snap.Views {
 		s.views[o.ID] = o
 	}
@@ -97,6 +98,7 @@ func (v *Vault) fromSnapshot(ctx context.Context, s *vaultState, h *headRecord, 
 		e := s.index[id]
 		if e.op != vlog.OpPut {
 			delete(s.views, id)
+			s.titles = nil
 			continue
 		}
 		if o, ok := s.views[id]; ok && o.Revision == e.revision {
@@ -114,6 +116,7 @@ func (v *Vault) fromSnapshot(ctx context.Context, s *vaultState, h *headRecord, 
 			return true, report("%v", err)
 		}
 		s.views[id] = overviewOf(s.id, it)
+		s.titles = nil
 	}
 	s.snapSeq = seq
 	return true, nil

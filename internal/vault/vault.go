@@ -119,6 +119,9 @@ type vaultState struct {
 	views   map[string]*Overview  // item id → overview of current revision
 	// snapSeq is the seq of the stored index snapshot (see snapshot.go).
 	snapSeq uint64
+	// titles indexes views by lower-cased title (titleIndex); nil when
+	// stale.
+	titles map[string][]*Overview
 }
 
 // entryInfo is what the log says about an item's latest state.

@@ -269,3 +269,34 @@ func TestCreateIsAtomic(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Names resolve by id, id prefix, title and part of a title, in that order,
+// and the title index follows renames, additions and purges.
+func TestResolveOrderAndTitleIndex(t *testing.T) {
+	v, _, _ := newVault(t)
+	a := addLogin(t, v, "Mail", "1")
+	b := addLogin(t, v, "Mailbox", "2")
+	if got, err := v.Get(ctx, "mail"); err != nil || got.ID != a.ID {
+		t.Fatalf("exact title beats a part of a title: %v %v", got.ID, err)
+	}
+	if got, err := v.Get(ctx, b.ID[:6]); err != nil || got.ID != b.ID {
+		t.Fatalf("id prefix: %v %v", got.ID, err)
+	}
+	if got, err := v.Get(ctx, "box"); err != nil || got.ID != b.ID {
+		t.Fatalf("part of a title: %v %v", got.ID, err)
+	}
+	b.Title = "Post"
+	if _, err := v.Update(ctx, b.ID, 0, b); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Get(ctx, "mailbox"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("old title after a rename: %v", err)
+	}
+	if got, err := v.Get(ctx, "post"); err != nil || got.ID != b.ID {
+		t.Fatalf("new title after a rename: %v %v", got.ID, err)
+	}
+	addLogin(t, v, "Post", "3")
+	if _, err := v.Get(ctx, "post"); !errors.Is(err, ErrAmbiguous) {
+		t.Fatalf("two items titled Post: %v", err)
+	}
+}
