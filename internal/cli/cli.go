@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"runtime/debug"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -64,7 +65,7 @@ type app struct {
 
 // Main runs the command line and returns the process exit code.
 func Main(ctx context.Context, args []string, env Env) int {
-	if len(args) == 0 || args[0] != "agent" {
+	if !slices.Contains(args, "agent") && env.Getenv("GOGC") == "" && env.Getenv("GOMEMLIMIT") == "" {
 		// A command lives for milliseconds: collecting garbage only costs
 		// it time (a seventh of a 10,000-item ls). The limit still bounds
 		// memory. The agent, which lives long, keeps the defaults.

@@ -35,7 +35,9 @@ func (a *app) attachCommand() *cobra.Command {
 				return err
 			}
 			it, err := sc.Attach(a.ctx, args[0], name, src)
-			done()
+			if cerr := done(); cerr != nil {
+				return fmt.Errorf("read %s: %w", args[1], cerr)
+			}
 			if err != nil {
 				return err
 			}
@@ -77,7 +79,9 @@ func (a *app) attachCommand() *cobra.Command {
 				return err
 			}
 			n, err := sc.ReadAttachment(a.ctx, args[0], args[1], sink)
-			done()
+			if cerr := done(); err == nil && cerr != nil {
+				err = fmt.Errorf("write the attachment: %w", cerr)
+			}
 			if err != nil {
 				return err
 			}
@@ -128,28 +132,51 @@ func (a *app) attachCommand() *cobra.Command {
 // one end of a private pipe that a goroutine copies from f (in) or into f
 // (out). The agent then never holds the user's terminal or shared pipe, and
 // it can put deadlines on the private one (see service.StallTimeout). done
-// closes this process's end and, for output, waits until everything the
-// agent wrote has reached f.
-func pipeIfNotRegular(f *os.File, in bool) (*os.File, func(), error) {
-	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
-		return f, func() {}, nil
+// closes this process's end and returns the copy's error; for output it
+// first waits until everything the agent wrote has reached f. A read error
+// on input leaves the pipe open rather than ending it, so the agent sees a
+// stalled transfer and stores nothing, never a truncated attachment.
+func pipeIfNotRegular(f *os.File, in bool) (*os.File, func() error, error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, nil, err
+	}
+	if fi.IsDir() {
+		return nil, nil, failf(ExitUsage, "attach a file, not a directory", "%s is a directory", f.Name())
+	}
+	if fi.Mode().IsRegular() {
+		return f, func() error { return nil }, nil
 	}
 	r, w, err := os.Pipe()
 	if err != nil {
 		return nil, nil, fmt.Errorf("make a pipe for the transfer: %w", err)
 	}
+	copied := make(chan error, 1)
 	if in {
 		go func() {
-			io.Copy(w, f)
-			w.Close()
+			_, err := io.Copy(w, f)
+			if err == nil {
+				w.Close() // the end of the data
+			}
+			copied <- err
 		}()
-		return r, func() { r.Close() }, nil
+		return r, func() error {
+			r.Close()
+			select {
+			case err := <-copied:
+				w.Close()
+				return err
+			default:
+				// Still reading (the agent gave up first): the
+				// process exits soon; the goroutine goes with it.
+				return nil
+			}
+		}, nil
 	}
-	copied := make(chan struct{})
 	go func() {
-		io.Copy(f, r)
+		_, err := io.Copy(f, r)
 		r.Close()
-		close(copied)
+		copied <- err
 	}()
-	return w, func() { w.Close(); <-copied }, nil
+	return w, func() error { w.Close(); return <-copied }, nil
 }

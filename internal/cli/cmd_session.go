@@ -683,7 +683,7 @@ func (a *app) runAgent(timeout time.Duration) error {
 	}
 	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer scancel()
-	if err := srv.Shutdown(sctx); err != nil {
+	if err := srv.Shutdown(sctx); errors.Is(err, context.DeadlineExceeded) {
 		// A request is still running and may be using the keys: wiping
 		// them under it could seal data under a zeroed key. Exit instead;
 		// the kernel discards the process's memory, locked pages included.
