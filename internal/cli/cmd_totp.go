@@ -35,39 +35,42 @@ func (a *app) totpCommand() *cobra.Command {
 				return err
 			}
 			defer sc.C.Close()
-			src, err := totpSource(it)
-			if err != nil {
-				return err
-			}
-			cfg, err := totp.Parse(src)
-			if err != nil {
-				return withHint(ExitInvalid, "fix the seed with `safe edit`", fmt.Errorf("%q: the TOTP seed does not parse: %w", it.Title, err))
-			}
-			defer cfg.Secret.Wipe()
-			code, left, err := totp.Code(cfg, time.Now())
+			now, err := currentCode(it)
 			if err != nil {
 				return err
 			}
 			if a.jsonOut {
-				return a.printJSON(map[string]any{"code": code, "remaining_seconds": secondsLeft(left), "period": cfg.Period, "digits": cfg.Digits})
+				return a.printJSON(map[string]any{"code": now.code, "remaining_seconds": secondsLeft(now.left), "period": now.period, "digits": now.digits})
 			}
-			a.printf("%s\n", code)
-			fmt.Fprintf(a.env.Stderr, "valid for %ds more\n", secondsLeft(left))
+			a.printf("%s\n", now.code)
+			fmt.Fprintf(a.env.Stderr, "valid for %ds more\n", secondsLeft(now.left))
 			return nil
 		},
 	}
 	return c
 }
 
-// currentCode computes the code valid now for a seed or otpauth URI.
-func currentCode(src string) (string, error) {
+// otpNow is the one-time code valid now and how long it stays valid.
+type otpNow struct {
+	code           string
+	left           time.Duration
+	period, digits int
+}
+
+// currentCode computes the item's code valid now, from its TOTP seed or
+// otpauth URI (see totpSource).
+func currentCode(it item.Item) (otpNow, error) {
+	src, err := totpSource(it)
+	if err != nil {
+		return otpNow{}, err
+	}
 	cfg, err := totp.Parse(src)
 	if err != nil {
-		return "", withHint(ExitInvalid, "fix the seed with `safe edit`", fmt.Errorf("the TOTP seed does not parse: %w", err))
+		return otpNow{}, withHint(ExitInvalid, "fix the seed with `safe edit`", fmt.Errorf("%q: the TOTP seed does not parse: %w", it.Title, err))
 	}
 	defer cfg.Secret.Wipe()
-	code, _, err := totp.Code(cfg, time.Now())
-	return code, err
+	code, left, err := totp.Code(cfg, time.Now())
+	return otpNow{code, left, cfg.Period, cfg.Digits}, err
 }
 
 // secondsLeft rounds up, so a code is never shown as valid for 0 s.

@@ -340,13 +340,11 @@ func (a *app) copyCommand() *cobra.Command {
 			defer sc.C.Close()
 			var value string
 			if field == "totp-code" {
-				src, err := totpSource(it)
+				now, err := currentCode(it)
 				if err != nil {
 					return err
 				}
-				if value, err = currentCode(src); err != nil {
-					return err
-				}
+				value = now.code
 			} else if value, _, err = it.Get(field); err != nil {
 				return withHint(ExitNotFound, "`safe get "+args[0]+"` lists the item's fields", err)
 			}
