@@ -13,6 +13,7 @@ import (
 	"hash"
 
 	"github.com/safehold/safehold/internal/secret"
+	"github.com/safehold/safehold/internal/vlog"
 )
 
 // RecordVersion is the version of the JSON records (account, vault, head).
@@ -140,13 +141,5 @@ func checkMAC(key secret.Bytes, kind string, rec any, mac *[]byte) bool {
 	return subtle.ConstantTimeCompare(got, want) == 1
 }
 
-// digest is SHA-256 || SHA3-256 of a ciphertext, domain-separated.
-func digest(data []byte) []byte {
-	a := sha256.New()
-	b := sha3.New256()
-	for _, h := range []interface{ Write([]byte) (int, error) }{a, b} {
-		h.Write([]byte("safehold/v1 payload\x00"))
-		h.Write(data)
-	}
-	return b.Sum(a.Sum(nil))
-}
+// digest is the payload digest a put entry records (vlog.PayloadDigest).
+func digest(data []byte) []byte { return vlog.PayloadDigest(data) }

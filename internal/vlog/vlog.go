@@ -30,9 +30,12 @@ package vlog
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"crypto/sha3"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash"
 
 	"github.com/safehold/safehold/internal/chain"
 	"github.com/safehold/safehold/internal/sign"
@@ -240,4 +243,16 @@ func Genesis(vault string) chain.Hash {
 // Next returns the chain hash after an entry, given its body.
 func Next(prev chain.Hash, body []byte) chain.Hash {
 	return chain.Link(prev, body)
+}
+
+// PayloadDigest is the digest a put entry records of its payload ciphertext
+// (docs/design.md §6.6): SHA-256 || SHA3-256, domain-separated.
+func PayloadDigest(payload []byte) []byte {
+	a := sha256.New()
+	b := sha3.New256()
+	for _, h := range []hash.Hash{a, b} {
+		h.Write([]byte("safehold/v1 payload\x00"))
+		h.Write(payload)
+	}
+	return b.Sum(a.Sum(nil))
 }
