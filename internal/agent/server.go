@@ -524,3 +524,14 @@ func (it *idleTimer) stop() {
 	it.stopped = true
 	it.t.Stop()
 }
+
+// Exclusive runs fn as the handler's only user, as a request would, without
+// counting as activity for the idle timer: for background work such as an
+// automatic sync.
+func (s *Server) Exclusive(fn func()) {
+	if !s.opts.Concurrent {
+		s.handlerMu.Lock()
+		defer s.handlerMu.Unlock()
+	}
+	fn()
+}

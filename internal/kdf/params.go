@@ -149,3 +149,12 @@ func (p Params) WeakerThan(q Params) bool {
 		p.PBKDF2Iterations < q.PBKDF2Iterations ||
 		(p.InsecureTest && !q.InsecureTest)
 }
+
+// String describes the parameters for messages.
+func (p Params) String() string {
+	s := fmt.Sprintf("Argon2id m=%d KiB t=%d p=%d, PBKDF2 %d iterations", p.Argon2Memory, p.Argon2Time, p.Argon2Threads, p.PBKDF2Iterations)
+	if p.InsecureTest {
+		s += " (insecure test profile)"
+	}
+	return s
+}

@@ -140,3 +140,14 @@ func (SecretKey) MarshalJSON() ([]byte, error) { return []byte(`"` + redactedSec
 
 // LogValue implements slog.LogValuer without revealing the key.
 func (SecretKey) LogValue() slog.Value { return slog.StringValue(redactedSecret) }
+
+// SecretKeyFromBytes makes a Secret Key from its 16 raw bytes, as a vault
+// stores it.
+func SecretKeyFromBytes(b []byte) (SecretKey, error) {
+	var k SecretKey
+	if len(b) != KeySize {
+		return k, fmt.Errorf("%w: a Secret Key is %d bytes, not %d", ErrFormat, KeySize, len(b))
+	}
+	copy(k.k[:], b)
+	return k, nil
+}

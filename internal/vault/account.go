@@ -27,7 +27,7 @@ func (v *Vault) ChangePassword(ctx context.Context, old, next []byte, params kdf
 	if err != nil {
 		return tampered("kdf parameters: %v", err)
 	}
-	keys, err := kdf.DeriveWith(old, nil, cur, salts, v.opts.AllowInsecureKDF)
+	keys, err := kdf.DeriveWith(old, v.acct.SecretKey, cur, salts, v.opts.AllowInsecureKDF)
 	if err != nil {
 		return err
 	}
@@ -79,11 +79,26 @@ func (v *Vault) rewrapPassword(ctx context.Context, password []byte, params kdf.
 	if err := checkParams(params, v.opts); err != nil {
 		return err
 	}
-	salts, err := kdf.NewSalts(v.opts.Rand)
+	srec, err := v.readSync()
 	if err != nil {
 		return err
 	}
-	keys, err := kdf.DeriveWith(password, nil, params, salts, v.opts.AllowInsecureKDF)
+	var salts kdf.Salts
+	if srec != nil {
+		// An account on a remote keeps its salts: other devices refuse
+		// re-salted parameters (§13.2).
+		cur, s, err := parseKDF(v.acct.KDF)
+		if err != nil {
+			return tampered("kdf parameters: %v", err)
+		}
+		if params.WeakerThan(cur) {
+			return fmt.Errorf("kdf parameters refused: %s is weaker than the account's %s, which other devices would refuse", params, cur)
+		}
+		salts = s
+	} else if salts, err = kdf.NewSalts(v.opts.Rand); err != nil {
+		return err
+	}
+	keys, err := kdf.DeriveWith(password, v.acct.SecretKey, params, salts, v.opts.AllowInsecureKDF)
 	if err != nil {
 		return fmt.Errorf("derive keys from the new password: %w", err)
 	}
@@ -97,10 +112,30 @@ func (v *Vault) rewrapPassword(ctx context.Context, password []byte, params kdf.
 		return err
 	}
 	raw := setMAC(v.macKey, "account", &rec, &rec.MAC)
-	if err := v.st.Update(ctx, func(tx *store.Tx) error { return tx.PutAccount(raw) }); err != nil {
+	var sraw []byte
+	if srec != nil {
+		lk := keys.LoginKey()
+		sealed, err := envelope.Seal(v.opts.Rand, v.mk, envelope.Context{Purpose: purposePendingLogin, Account: rec.Account}, lk)
+		lk.Wipe()
+		if err != nil {
+			return err
+		}
+		srec.DocDirty, srec.PendingLogin = true, sealed
+		sraw = v.encodeSync(srec)
+	}
+	if err := v.st.Update(ctx, func(tx *store.Tx) error {
+		if err := tx.PutAccount(raw); err != nil {
+			return err
+		}
+		if sraw != nil {
+			return tx.PutSyncRecord(sraw)
+		}
+		return nil
+	}); err != nil {
 		return err
 	}
 	v.acct = &rec
+	v.seenOwnWrite()
 	return nil
 }
 

@@ -21,6 +21,17 @@ var (
 	ErrRecoveryKey   = errors.New("recovery key does not open this vault")
 	ErrNotInTrash    = errors.New("item is not in the trash")
 	ErrNewerFormat   = errors.New("vault was written by a newer safehold")
+	// ErrRemoteTampered: the remote served something that fails a check
+	// (forged, moved, rolled back, forked, downgraded). Sync stops; local
+	// data is untouched.
+	ErrRemoteTampered = errors.New("the remote failed an integrity check")
+	// ErrNoRemote: the vault has no remote configured.
+	ErrNoRemote = errors.New("no remote is configured")
+	// ErrRemoteExists: the vault already syncs with a remote.
+	ErrRemoteExists = errors.New("the vault already has a remote")
+	// ErrPrelogin: the remote's KDF parameters were refused before anything
+	// was derived or sent.
+	ErrPrelogin = errors.New("the remote's key-derivation parameters were refused")
 )
 
 // Candidate is one of several items a name matched.

@@ -39,7 +39,13 @@ type accountRecord struct {
 	EncryptPublic   []byte       `json:"encryption_public"`
 	EncryptSealed   []byte       `json:"encryption_private"`
 	Devices         []deviceInfo `json:"devices"`
-	MAC             []byte       `json:"mac,omitempty"`
+	// Epoch is the account-document epoch this record matches (§13.3);
+	// absent for a vault that never synced.
+	Epoch uint64 `json:"epoch,omitempty"`
+	// SecretKey is the account's 16-byte Secret Key (§3.5), present once
+	// the account is on a remote. Local only: never in the document.
+	SecretKey []byte `json:"secret_key,omitempty"`
+	MAC       []byte `json:"mac,omitempty"`
 }
 
 // deviceInfo is one device of the account. The device's signing key signs

@@ -278,23 +278,7 @@ func newDevice(r io.Reader, mk secret.Bytes, acctID string, identity *sign.Priva
 	if err != nil {
 		return nil, nil, err
 	}
-	key, err := sign.GenerateKey(r)
-	if err != nil {
-		return nil, nil, err
-	}
-	pub, err := key.Public().MarshalBinary()
-	if err != nil {
-		return nil, nil, err
-	}
-	cert, err := identity.Sign(deviceCertContext, deviceCertMessage(acctID, id, pub))
-	if err != nil {
-		return nil, nil, err
-	}
-	sealed, err := sealKey(r, mk, key, envelope.Context{Purpose: purposeDevice, Account: acctID, Field: id})
-	if err != nil {
-		return nil, nil, err
-	}
-	return &deviceInfo{ID: id, Public: pub, Cert: cert, Sealed: sealed}, key, nil
+	return newDeviceWithID(r, mk, acctID, id, identity)
 }
 
 func deviceCertMessage(acct, id string, pub []byte) []byte {
@@ -448,7 +432,7 @@ func (v *Vault) passwordMasterKey(password []byte) (secret.Bytes, error) {
 	if err := checkParams(params, v.opts); err != nil {
 		return nil, err
 	}
-	keys, err := kdf.DeriveWith(password, nil, params, salts, v.opts.AllowInsecureKDF)
+	keys, err := kdf.DeriveWith(password, v.acct.SecretKey, params, salts, v.opts.AllowInsecureKDF)
 	if err != nil {
 		return nil, fmt.Errorf("derive keys from password: %w", err)
 	}
