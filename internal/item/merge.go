@@ -40,18 +40,19 @@ const (
 //   - Conflicts already on either side merge as a set, so a conflict that
 //     one device resolved (removed) stays resolved.
 //   - Created is base's; Modified is now; PasswordChanged comes with the
-//     password from the side it was taken from, or is the later of both.
+//     password from the side it was taken from; when neither side changed
+//     the password, it merges like a field, the later of both winning.
 //     ID and Revision are theirs (the merge is written on top of theirs).
 //
 // A zero base means the common ancestor is unknown: then every scalar or
 // structured field that differs is a conflict, and sets are united.
 // When a side changed nothing, the result is the other side with
-// Modified set to now. If the merged sets would pass the limits of
+// Modified set to now. If the merged lists would exceed the limits of
 // Validate, what does not fit is kept in Conflicts. Inputs are not
 // modified and share no memory with the result.
 func Merge3(base, ours, theirs Item, now time.Time) (merged Item, conflicted bool) {
 	hasBase := !reflect.ValueOf(base).IsZero()
-	base, ours, theirs = base.clone(), ours.clone(), theirs.clone()
+	base, ours, theirs = deepClone(base), deepClone(ours), deepClone(theirs)
 	m := merger{
 		hasBase:    hasBase,
 		theirsWins: !ours.Modified.After(theirs.Modified),
@@ -83,11 +84,15 @@ func Merge3(base, ours, theirs Item, now time.Time) (merged Item, conflicted boo
 	var side source
 	out.Password, side = scalarFrom(&m, "password", base.Password, ours.Password, theirs.Password,
 		func(a, b string) bool { return a == b }, func(v string) string { return v })
-	switch side {
-	case fromOurs:
+	switch {
+	case side == fromOurs:
 		out.PasswordChanged = ours.PasswordChanged
-	case fromTheirs:
+	case side == fromTheirs:
 		out.PasswordChanged = theirs.PasswordChanged
+	case m.hasBase && ours.PasswordChanged.Equal(base.PasswordChanged):
+		out.PasswordChanged = theirs.PasswordChanged
+	case m.hasBase && theirs.PasswordChanged.Equal(base.PasswordChanged):
+		out.PasswordChanged = ours.PasswordChanged
 	default:
 		out.PasswordChanged = latest(ours.PasswordChanged, theirs.PasswordChanged)
 	}
@@ -156,6 +161,16 @@ func Merge3(base, ours, theirs Item, now time.Time) (merged Item, conflicted boo
 	}
 	out.Conflicts = boundConflicts(out.Conflicts)
 	return out, len(m.conflicts) > 0
+}
+
+// deepClone is clone with the attachments' keys copied too.
+func deepClone(it Item) Item {
+	c := it.clone()
+	for i := range c.Attachments {
+		c.Attachments[i].Key = bytes.Clone(c.Attachments[i].Key)
+		c.Attachments[i].Header = bytes.Clone(c.Attachments[i].Header)
+	}
+	return c
 }
 
 // merger holds what one merge decides with and what it found.
