@@ -114,6 +114,8 @@ Start with:  safe init    then  safe add login --title Example --generate`,
 		a.passwdCommand(), a.recoverCommand(), a.verifyCommand(), a.kdfCommand(),
 		a.versionCommand(), a.agentCommand(), a.attachCommand(), a.vpnCommand(),
 		a.sshCommand(), a.clipboardClearCommand(),
+		a.accountCommand(), a.syncCommand(), a.remoteCommand(), a.deviceCommand(),
+		a.twoFACommand(), a.conflictsCommand(), a.kitCommand(), a.serveCommand(), a.adminCommand(),
 	} {
 		root.AddCommand(c)
 	}
@@ -209,6 +211,9 @@ func classify(err error) (int, string) {
 			return c, ae.Hint
 		}
 		return ExitError, ae.Hint
+	}
+	if code, hint, ok := classifyRemote(err); ok {
+		return code, hint
 	}
 	switch {
 	case errors.Is(err, vault.ErrWrongPassword):

@@ -671,6 +671,7 @@ func (a *app) runAgent(timeout time.Duration) error {
 	defer cancel()
 	h := &service.Handler{V: v, IdleTimeout: timeout, Stop: cancel, LockedMemory: keys.locked}
 	srv := agent.NewServer(h, agent.Options{IdleTimeout: timeout, OnIdle: h.OnIdle, PassiveOps: service.PassiveOps})
+	h.RunLocked = srv.Exclusive
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
 	var serveErr error

@@ -25,6 +25,11 @@ type Handler struct {
 	// Stall bounds how long an attachment transfer may make no progress;
 	// zero means StallTimeout.
 	Stall time.Duration
+	// RunLocked runs background work (automatic sync) as the handler's
+	// only user; nil disables automatic sync.
+	RunLocked func(func())
+
+	sync syncer
 }
 
 func (h *Handler) stall(f *os.File) stallFile {
@@ -46,6 +51,7 @@ func (h *Handler) Handle(ctx context.Context, req agent.Request, files []*os.Fil
 	if err != nil {
 		return nil, toAgentError(err)
 	}
+	h.scheduleSync(req.Op)
 	return res, nil
 }
 
@@ -221,6 +227,9 @@ func (h *Handler) handle(ctx context.Context, req agent.Request, files []*os.Fil
 			return nil, err
 		}
 		return h.V.Detach(ctx, a.Ref, a.Name)
+	}
+	if res, ok, err := h.handleSync(ctx, req); ok {
+		return res, err
 	}
 	return nil, &agent.Error{Code: agent.CodeBadRequest, Message: fmt.Sprintf("unknown op %q", req.Op), Hint: "the agent is older than this safe: run `safe agent stop` and retry"}
 }

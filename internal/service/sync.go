@@ -1,0 +1,483 @@
+package service
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/safehold/safehold/internal/agent"
+	"github.com/safehold/safehold/internal/api"
+	"github.com/safehold/safehold/internal/remote"
+	"github.com/safehold/safehold/internal/remote/folder"
+	"github.com/safehold/safehold/internal/remote/httpremote"
+	"github.com/safehold/safehold/internal/secret"
+	"github.com/safehold/safehold/internal/vault"
+)
+
+// Sync ops.
+const (
+	OpAccountRegister = "account_register"
+	OpAccountLogin    = "account_login"
+	OpAccountLogout   = "account_logout"
+	OpAccountStatus   = "account_status"
+	OpSecretKey       = "secret_key"
+	OpSync            = "sync"
+	OpRemoteRemove    = "remote_remove"
+	OpAutoSync        = "auto_sync"
+	OpDevices         = "devices"
+	OpDeviceRevoke    = "device_revoke"
+	OpTOTPSetup       = "totp_setup"
+	OpTOTPEnable      = "totp_enable"
+	OpTOTPDisable     = "totp_disable"
+	OpConflicts       = "conflicts"
+)
+
+// Error codes of sync ops.
+const (
+	CodeRemoteTampered = "remote_tampered"
+	CodeNoRemote       = "no_remote"
+	CodeOffline        = "offline"
+	CodeRemoteAuth     = "remote_auth"
+	CodeTOTPRequired   = "totp_required"
+	CodeFingerprint    = "fingerprint"
+	CodeRemoteExists   = "remote_exists"
+	CodePrelogin       = "prelogin_refused"
+)
+
+func init() {
+	codes = append(codes, []struct {
+		err  error
+		code string
+		hint string
+	}{
+		{vault.ErrRemoteTampered, CodeRemoteTampered, "nothing was changed locally; the remote (or someone with access to it) served data that fails verification — report it to whoever runs it; `safe sync --help` says how to accept a reset you trust"},
+		{vault.ErrNoRemote, CodeNoRemote, "register with `safe account register --server URL ...` or add a folder with `safe remote add NAME DIR`"},
+		{vault.ErrRemoteExists, CodeRemoteExists, "a vault syncs with one remote: `safe remote rm` first"},
+		{vault.ErrPrelogin, CodePrelogin, "nothing was derived or sent; the server may be malicious or misconfigured"},
+		{remote.ErrUnavailable, CodeOffline, "you are offline or the server is down: changes stay queued and sync later"},
+		{remote.ErrTOTPRequired, CodeTOTPRequired, "pass --totp CODE (or --recovery-code CODE)"},
+		{remote.ErrAuth, CodeRemoteAuth, "log in again with `safe account login`"},
+		{httpremote.ErrFingerprint, CodeFingerprint, "the server's certificate changed: if its operator replaced it, check the new fingerprint with them out of band, then `safe remote rm` and register or log in again with --fingerprint"},
+	}...)
+}
+
+// RegisterArgs puts the vault on a remote.
+type RegisterArgs struct {
+	Name        string `json:"name"`
+	URL         string `json:"url"`
+	Fingerprint string `json:"fingerprint,omitempty"`
+	Email       string `json:"email"`
+	Password    []byte `json:"password"`
+	Manual      bool   `json:"manual,omitempty"`
+}
+
+// Registered is the answer to register: the Secret Key, shown once here and
+// printed in the kit.
+type Registered struct {
+	SecretKey string            `json:"secret_key"`
+	Sync      *vault.SyncResult `json:"sync,omitempty"`
+	SyncError string            `json:"sync_error,omitempty"`
+	Remote    *vault.RemoteInfo `json:"remote"`
+}
+
+// LoginArgs logs this device in again.
+type LoginArgs struct {
+	Password     []byte `json:"password"`
+	TOTP         string `json:"totp,omitempty"`
+	RecoveryCode string `json:"recovery_code,omitempty"`
+}
+
+// AccountStatus describes the remote tie.
+type AccountStatus struct {
+	Remote    *vault.RemoteInfo `json:"remote"`
+	Device    string            `json:"device"`
+	LoggedIn  bool              `json:"logged_in"`
+	LastSync  time.Time         `json:"last_sync,omitzero"`
+	LastError string            `json:"last_error,omitempty"`
+}
+
+// AutoArgs turns automatic sync on or off.
+type AutoArgs struct {
+	Auto bool `json:"auto"`
+}
+
+// DeviceArgs names a device.
+type DeviceArgs struct {
+	ID string `json:"id"`
+}
+
+// TOTPArgs carries a code.
+type TOTPArgs struct {
+	Code         string `json:"code,omitempty"`
+	RecoveryCode string `json:"recovery_code,omitempty"`
+}
+
+// SecretKey is the account's Secret Key.
+type SecretKey struct {
+	SecretKey string `json:"secret_key"`
+}
+
+// syncer runs syncs for the handler: on request, after writes, and every
+// few minutes while unlocked.
+type syncer struct {
+	mu       sync.Mutex
+	lastSync time.Time
+	lastErr  string
+	timer    *time.Timer
+}
+
+// AutoSyncDelay is how long after a write an automatic sync starts.
+const AutoSyncDelay = 500 * time.Millisecond
+
+// Platform names this build for the server's device list.
+func Platform() string { return "safe " + runtime.GOOS + "/" + runtime.GOARCH }
+
+// openRemote connects to the vault's remote, restoring its session and
+// saving it whenever it changes.
+func (h *Handler) openRemote(ctx context.Context) (remote.Remote, *vault.RemoteInfo, error) {
+	info, err := h.V.Remote(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	if info == nil {
+		return nil, nil, vault.ErrNoRemote
+	}
+	r, err := h.dial(ctx, info.Kind, info.URL, info.Fingerprint)
+	return r, info, err
+}
+
+func (h *Handler) dial(ctx context.Context, kind, u, fingerprint string) (remote.Remote, error) {
+	if kind == vault.RemoteFolder {
+		return folder.Open(FolderPath(u))
+	}
+	var opts httpremote.Options
+	if raw, err := h.V.Session(ctx); err != nil {
+		return nil, err
+	} else if raw != nil {
+		var s api.Session
+		err := json.Unmarshal(raw, &s)
+		secret.Wipe(raw)
+		if err == nil {
+			opts.Session = &s
+		}
+	}
+	opts.OnSession = func(s api.Session) {
+		// Called from inside a request; the handler holds the vault.
+		if s.RefreshToken == "" {
+			if err := h.V.SaveSession(context.Background(), nil); err != nil && !errors.Is(err, vault.ErrNoRemote) {
+				slog.Warn("could not forget the session", "err", err)
+			}
+			return
+		}
+		raw, err := json.Marshal(s)
+		if err != nil {
+			return
+		}
+		if err := h.V.SaveSession(context.Background(), raw); err != nil && !errors.Is(err, vault.ErrNoRemote) {
+			slog.Warn("could not store the refreshed session", "err", err)
+		}
+		secret.Wipe(raw)
+	}
+	return httpremote.New(u, fingerprint, opts)
+}
+
+// RemoteKind tells a folder from a server URL.
+func RemoteKind(u string) string {
+	if strings.HasPrefix(u, "https://") {
+		return vault.RemoteServer
+	}
+	return vault.RemoteFolder
+}
+
+// FolderPath turns file:///dir or dir into an absolute path.
+func FolderPath(u string) string {
+	if strings.HasPrefix(u, "file://") {
+		if p, err := url.Parse(u); err == nil {
+			return p.Path
+		}
+	}
+	if abs, err := filepath.Abs(u); err == nil {
+		return abs
+	}
+	return u
+}
+
+// handleSync runs the sync ops; ok is false for an unknown op.
+func (h *Handler) handleSync(ctx context.Context, req agent.Request) (any, bool, error) {
+	switch req.Op {
+	case OpAccountRegister:
+		var a RegisterArgs
+		if err := decode(req.Args, &a); err != nil {
+			return nil, true, err
+		}
+		defer secret.Wipe(a.Password)
+		res, err := h.register(ctx, a)
+		return res, true, err
+	case OpAccountLogin:
+		var a LoginArgs
+		if err := decode(req.Args, &a); err != nil {
+			return nil, true, err
+		}
+		defer secret.Wipe(a.Password)
+		r, _, err := h.openRemote(ctx)
+		if err != nil {
+			return nil, true, err
+		}
+		defer r.Close()
+		if err := h.V.Login(ctx, r, a.Password, a.TOTP, a.RecoveryCode, Platform()); err != nil {
+			return nil, true, err
+		}
+		st, err := h.status(ctx)
+		return st, true, err
+	case OpAccountLogout:
+		r, _, err := h.openRemote(ctx)
+		if err != nil {
+			return nil, true, err
+		}
+		defer r.Close()
+		if hc, ok := r.(*httpremote.Client); ok {
+			if err := hc.Logout(ctx); err != nil && !errors.Is(err, remote.ErrAuth) {
+				return nil, true, err
+			}
+		}
+		if err := h.V.SaveSession(ctx, nil); err != nil {
+			return nil, true, err
+		}
+		st, err := h.status(ctx)
+		return st, true, err
+	case OpAccountStatus:
+		st, err := h.status(ctx)
+		return st, true, err
+	case OpSecretKey:
+		sk, err := h.V.SecretKey(ctx)
+		return SecretKey{SecretKey: sk}, true, err
+	case OpSync:
+		res, err := h.syncNow(ctx)
+		return res, true, err
+	case OpRemoteRemove:
+		err := h.V.RemoveRemote(ctx)
+		return struct{}{}, true, err
+	case OpAutoSync:
+		var a AutoArgs
+		if err := decode(req.Args, &a); err != nil {
+			return nil, true, err
+		}
+		err := h.V.SetAutoSync(ctx, a.Auto)
+		return struct{}{}, true, err
+	case OpDevices:
+		hc, err := h.server(ctx)
+		if err != nil {
+			return nil, true, err
+		}
+		defer hc.Close()
+		list, err := hc.Devices(ctx)
+		if err != nil {
+			return nil, true, err
+		}
+		for i := range list {
+			list[i].Current = list[i].ID == h.V.DeviceID()
+		}
+		return list, true, nil
+	case OpDeviceRevoke:
+		var a DeviceArgs
+		if err := decode(req.Args, &a); err != nil {
+			return nil, true, err
+		}
+		if a.ID == h.V.DeviceID() {
+			return nil, true, &agent.Error{Code: CodeInvalid, Message: "this is the device you are using", Hint: "revoke it from another device, or `safe account logout` here"}
+		}
+		hc, err := h.server(ctx)
+		if err != nil {
+			return nil, true, err
+		}
+		defer hc.Close()
+		return struct{}{}, true, hc.RevokeDevice(ctx, a.ID)
+	case OpTOTPSetup:
+		hc, err := h.server(ctx)
+		if err != nil {
+			return nil, true, err
+		}
+		defer hc.Close()
+		s, err := hc.TOTPSetup(ctx)
+		return s, true, err
+	case OpTOTPEnable:
+		var a TOTPArgs
+		if err := decode(req.Args, &a); err != nil {
+			return nil, true, err
+		}
+		hc, err := h.server(ctx)
+		if err != nil {
+			return nil, true, err
+		}
+		defer hc.Close()
+		codes, err := hc.TOTPEnable(ctx, a.Code)
+		return codes, true, err
+	case OpTOTPDisable:
+		var a TOTPArgs
+		if err := decode(req.Args, &a); err != nil {
+			return nil, true, err
+		}
+		hc, err := h.server(ctx)
+		if err != nil {
+			return nil, true, err
+		}
+		defer hc.Close()
+		return struct{}{}, true, hc.TOTPDisable(ctx, api.TOTPDisable{Code: a.Code, RecoveryCode: a.RecoveryCode})
+	case OpConflicts:
+		list, err := h.V.Conflicts(ctx)
+		res, err := orEmpty(list, err)
+		return res, true, err
+	}
+	return nil, false, nil
+}
+
+// server opens the remote and insists that it is a server.
+func (h *Handler) server(ctx context.Context) (*httpremote.Client, error) {
+	r, info, err := h.openRemote(ctx)
+	if err != nil {
+		return nil, err
+	}
+	hc, ok := r.(*httpremote.Client)
+	if !ok {
+		r.Close()
+		return nil, &agent.Error{Code: CodeInvalid, Message: fmt.Sprintf("remote %s is a folder, which has no devices, sessions or two-factor settings", info.Name)}
+	}
+	return hc, nil
+}
+
+func (h *Handler) register(ctx context.Context, a RegisterArgs) (*Registered, error) {
+	kind := RemoteKind(a.URL)
+	u := a.URL
+	if kind == vault.RemoteFolder {
+		u = FolderPath(u)
+	}
+	r, err := h.dial(ctx, kind, u, a.Fingerprint)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	name := a.Name
+	if name == "" {
+		name = "origin"
+	}
+	t := vault.RemoteTarget{Name: name, Kind: kind, URL: u, Fingerprint: a.Fingerprint, Email: a.Email, Manual: a.Manual, Platform: Platform()}
+	sk, err := h.V.Register(ctx, r, t, a.Password)
+	if err != nil {
+		return nil, err
+	}
+	if hc, ok := r.(*httpremote.Client); ok {
+		h.saveSession(ctx, hc)
+	}
+	out := &Registered{SecretKey: sk}
+	res, err := h.V.Sync(ctx, r)
+	h.noteSync(err)
+	if err != nil {
+		out.SyncError = err.Error()
+	} else {
+		out.Sync = res
+	}
+	out.Remote, err = h.V.Remote(ctx)
+	return out, err
+}
+
+func (h *Handler) saveSession(ctx context.Context, hc *httpremote.Client) {
+	s := hc.Session()
+	if s == nil {
+		return
+	}
+	raw, err := json.Marshal(s)
+	if err != nil {
+		return
+	}
+	if err := h.V.SaveSession(ctx, raw); err != nil {
+		slog.Warn("could not store the session", "err", err)
+	}
+	secret.Wipe(raw)
+}
+
+func (h *Handler) status(ctx context.Context) (*AccountStatus, error) {
+	info, err := h.V.Remote(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if info == nil {
+		return nil, vault.ErrNoRemote
+	}
+	st := &AccountStatus{Remote: info, Device: h.V.DeviceID()}
+	if info.Kind == vault.RemoteFolder {
+		st.LoggedIn = true
+	} else if raw, err := h.V.Session(ctx); err == nil && raw != nil {
+		st.LoggedIn = true
+		secret.Wipe(raw)
+	}
+	h.sync.mu.Lock()
+	st.LastSync, st.LastError = h.sync.lastSync, h.sync.lastErr
+	h.sync.mu.Unlock()
+	return st, nil
+}
+
+// syncNow syncs with the remote.
+func (h *Handler) syncNow(ctx context.Context) (*vault.SyncResult, error) {
+	r, _, err := h.openRemote(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	res, err := h.V.Sync(ctx, r)
+	h.noteSync(err)
+	return res, err
+}
+
+func (h *Handler) noteSync(err error) {
+	h.sync.mu.Lock()
+	defer h.sync.mu.Unlock()
+	if err != nil {
+		h.sync.lastErr = err.Error()
+		return
+	}
+	h.sync.lastSync, h.sync.lastErr = time.Now(), ""
+}
+
+// writeOps are the ops after which an automatic sync is scheduled.
+var writeOps = map[string]bool{
+	OpAdd: true, OpUpdate: true, OpTrash: true, OpRestore: true, OpPurge: true, OpEmptyTrash: true,
+	OpRestoreRevision: true, OpAttach: true, OpDetach: true, OpPasswd: true, OpRecover: true, OpUnlock: true,
+}
+
+// scheduleSync starts an automatic sync shortly after a write, if the
+// vault has a remote with automatic sync on. Offline is not an error: the
+// outbox waits.
+func (h *Handler) scheduleSync(op string) {
+	if !writeOps[op] || h.RunLocked == nil || !h.V.Unlocked() {
+		return
+	}
+	h.sync.mu.Lock()
+	defer h.sync.mu.Unlock()
+	if h.sync.timer != nil {
+		h.sync.timer.Stop()
+	}
+	h.sync.timer = time.AfterFunc(AutoSyncDelay, func() {
+		h.RunLocked(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			if !h.V.Unlocked() {
+				return
+			}
+			info, err := h.V.Remote(ctx)
+			if err != nil || info == nil || !info.Auto {
+				return
+			}
+			if _, err := h.syncNow(ctx); err != nil {
+				slog.Info("automatic sync failed; changes stay queued", "err", err)
+			}
+		})
+	})
+}
