@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -67,7 +68,7 @@ func (a *app) openServerStore(ctx context.Context, f *serverFlags, dir string) (
 
 func (a *app) serveCommand() *cobra.Command {
 	var f serverFlags
-	var addr, certFile, keyFile, logLevel string
+	var addr, certFile, keyFile, logLevel, infoFile string
 	c := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the sync server (HTTPS; stores only ciphertext and signed metadata)",
@@ -112,8 +113,12 @@ PostgreSQL with --db. SIGINT or SIGTERM shut it down gracefully.`,
 			} else {
 				a.printf("Safehold server on https://%s (storage: %s)\nfingerprint: %s\n", ln.Addr(), desc, srv.Fingerprint())
 			}
-			if fl, ok := a.env.Stdout.(interface{ Sync() error }); ok {
-				fl.Sync()
+			if infoFile != "" {
+				info, _ := json.Marshal(map[string]string{"url": "https://" + ln.Addr().String(), "fingerprint": srv.Fingerprint()})
+				if err := writeFileAtomic(infoFile, append(info, '\n')); err != nil {
+					ln.Close()
+					return err
+				}
 			}
 			err = srv.Serve(ctx, ln)
 			if err != nil && !errors.Is(err, context.Canceled) {
@@ -127,6 +132,7 @@ PostgreSQL with --db. SIGINT or SIGTERM shut it down gracefully.`,
 	c.Flags().StringVar(&certFile, "cert", "", "an operator-supplied certificate chain `FILE` (PEM)")
 	c.Flags().StringVar(&keyFile, "key", "", "its private key `FILE` (PEM)")
 	c.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	c.Flags().StringVar(&infoFile, "info-file", "", "once listening, write {\"url\", \"fingerprint\"} as JSON to `FILE` (for scripts)")
 	var fpf serverFlags
 	fp := &cobra.Command{
 		Use:   "fingerprint",
