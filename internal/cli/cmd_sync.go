@@ -427,7 +427,8 @@ func (a *app) secretKeyCommand() *cobra.Command {
 }
 
 func (a *app) syncCommand() *cobra.Command {
-	return &cobra.Command{
+	var auto string
+	c := &cobra.Command{
 		Use:   "sync",
 		Short: "Send local changes to the remote and fetch the others', verifying everything",
 		Long: `Sync the vault with its remote: local changes queued while offline are sent,
@@ -442,6 +443,18 @@ local changes.`,
 				return err
 			}
 			defer sc.C.Close()
+			if auto != "" {
+				if auto != "on" && auto != "off" {
+					return failf(ExitUsage, "use --auto on or --auto off", "bad --auto %q", auto)
+				}
+				if err := sc.C.Call(a.ctx, service.OpAutoSync, service.AutoArgs{Auto: auto == "on"}, nil); err != nil {
+					return err
+				}
+				if !a.jsonOut {
+					a.printf("Automatic sync is %s.\n", auto)
+				}
+				return nil
+			}
 			var res vault.SyncResult
 			if err := sc.C.Call(a.ctx, service.OpSync, nil, &res); err != nil {
 				return err
@@ -462,6 +475,8 @@ local changes.`,
 			return nil
 		},
 	}
+	c.Flags().StringVar(&auto, "auto", "", "turn automatic sync after every change `on` or off (and do not sync now)")
+	return c
 }
 
 func (a *app) remoteCommand() *cobra.Command {

@@ -241,3 +241,45 @@ func TestSyncPasswordChangeReachesOtherDevice(t *testing.T) {
 		t.Fatalf("new password on B: %v", err)
 	}
 }
+
+func TestSyncRecoverReachesServer(t *testing.T) {
+	// The Recovery Key replaces a forgotten password on one device; the
+	// new password then works on the others and for new devices.
+	a, _ := newVaultWithKey(t)
+	dir := filepath.Join(t.TempDir(), "remote")
+	r, err := folder.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := RemoteTarget{Name: "nas", Kind: RemoteFolder, URL: dir, Email: "alice@example.com"}
+	sk, err := a.v.Register(ctx, r, target, []byte(syncPassword))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustSync(t, a.v, r)
+	b := join(t, r, target, sk)
+	if err := a.v.Recover(ctx, a.rk, []byte("recovered password"), kdf.Params{}); err != nil {
+		t.Fatal(err)
+	}
+	mustSync(t, a.v, r)
+	mustSync(t, b, r)
+	if err := b.Unlock(ctx, []byte("recovered password")); err != nil {
+		t.Fatalf("B with the recovered password: %v", err)
+	}
+	path := filepath.Join(t.TempDir(), "c", "vault.db")
+	c, err := Join(ctx, path, r, JoinRequest{Target: target, Password: []byte("recovered password"), SecretKey: sk}, testOptions())
+	if err != nil {
+		t.Fatalf("new device with the recovered password: %v", err)
+	}
+	c.Close()
+}
+
+type vaultWithKey struct {
+	v  *Vault
+	rk string
+}
+
+func newVaultWithKey(t *testing.T) (vaultWithKey, string) {
+	v, path, c := newVault(t)
+	return vaultWithKey{v: v, rk: c.RecoveryKey}, path
+}
