@@ -79,7 +79,25 @@ type Error struct {
 	// Epoch is the current account document epoch, on CodeStale from an
 	// account update.
 	Epoch uint64 `json:"epoch,omitempty"`
+	// Seq and Rule name, on CodeInvalidEntry, the first entry that breaks
+	// the log's rules and the rule (one of the Rule constants).
+	Seq  uint64 `json:"seq,omitempty"`
+	Rule string `json:"rule,omitempty"`
 }
+
+// Rules a log append may break (Error.Rule on CodeInvalidEntry).
+const (
+	RuleMalformed = "malformed" // the body does not decode, or the signature is empty or too long
+	RuleVault     = "vault"     // the entry names another vault
+	RuleSeq       = "seq"       // the seq is not base+1, base+2, …
+	RulePrev      = "prev"      // prev is not the chain hash after the entry before
+	RuleDevice    = "device"    // the writing device is not the session's device
+	RuleItem      = "item"      // the item id is not a valid id
+	RuleRevision  = "revision"  // put: not current+1; purge: not the current revision
+	RulePurged    = "purged"    // purge of an item that is absent or already purged
+	RulePayload   = "payload"   // put without payload, purge with one, or a payload too large
+	RuleDigest    = "digest"    // the payload does not match the entry's digest
+)
 
 // PreloginRequest asks for an account's KDF header.
 type PreloginRequest struct {

@@ -69,6 +69,21 @@ func init() {
 	}...)
 }
 
+// CodeRemoteRefused is any other refusal by the server (a 4xx or 5xx the
+// codes above do not cover, like enabling two-factor authentication twice):
+// the message carries the server's (sanitised) reason.
+const CodeRemoteRefused = "remote_refused"
+
+// remoteRefused turns a server's refusal that no code covers into an
+// error the CLI can show, instead of the agent's "internal error".
+func remoteRefused(err error) *agent.Error {
+	var se *httpremote.ServerError
+	if !errors.As(err, &se) {
+		return nil
+	}
+	return &agent.Error{Code: CodeRemoteRefused, Message: err.Error(), Hint: "the server refused the request for the reason it gives"}
+}
+
 // RegisterArgs puts the vault on a remote.
 type RegisterArgs struct {
 	Name        string `json:"name"`
@@ -319,7 +334,10 @@ func (h *Handler) handleSync(ctx context.Context, req agent.Request) (any, bool,
 		}
 		defer hc.Close()
 		codes, err := hc.TOTPEnable(ctx, a.Code)
-		return codes, true, err
+		if err != nil {
+			return nil, true, err
+		}
+		return api.RecoveryCodes{Codes: codes}, true, nil
 	case OpTOTPDisable:
 		var a TOTPArgs
 		if err := decode(req.Args, &a); err != nil {
