@@ -31,6 +31,9 @@ var (
 	ErrAuth = errors.New("the remote refused the login or session")
 	// ErrTOTPRequired: the account has two-factor authentication.
 	ErrTOTPRequired = errors.New("a two-factor code is required")
+	// ErrRefused: the remote refused entries as breaking the log's rules
+	// (an honest remote never does this to an honest client).
+	ErrRefused = errors.New("the remote refused the entries")
 	// ErrUnavailable: the remote cannot be reached now (offline); writes
 	// stay queued.
 	ErrUnavailable = errors.New("the remote is unreachable")

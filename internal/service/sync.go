@@ -62,6 +62,7 @@ func init() {
 		{vault.ErrNoRemote, CodeNoRemote, "register with `safe account register --server URL ...` or add a folder with `safe remote add NAME DIR`"},
 		{vault.ErrRemoteExists, CodeRemoteExists, "a vault syncs with one remote: `safe remote rm` first"},
 		{vault.ErrPrelogin, CodePrelogin, "nothing was derived or sent; the server may be malicious or misconfigured"},
+		{remote.ErrRefused, CodeRemoteTampered, "the remote refused entries an honest server accepts: sync in smaller steps, or report it to whoever runs the server"},
 		{remote.ErrUnavailable, CodeOffline, "you are offline or the server is down: changes stay queued and sync later"},
 		{remote.ErrTOTPRequired, CodeTOTPRequired, "pass --totp CODE (or --recovery-code CODE)"},
 		{remote.ErrAuth, CodeRemoteAuth, "log in again with `safe account login`"},

@@ -96,7 +96,7 @@ var _ remote.Remote = (*Folder)(nil)
 // ErrInvalidEntry reports a pushed entry that breaks the log's rules (wrong
 // vault, sequence number, chain link or payload digest). Nothing of that
 // push was written.
-var ErrInvalidEntry = errors.New("log entry refused by the folder")
+var ErrInvalidEntry = fmt.Errorf("%w: log entry refused by the folder", remote.ErrRefused)
 
 const (
 	metaName  = "safehold-remote.json"

@@ -435,6 +435,8 @@ func responseError(resp *http.Response) error {
 		se.kind = remote.ErrAuth
 	case ae.Code == api.CodeTOTPRequired:
 		se.kind = remote.ErrTOTPRequired
+	case ae.Code == api.CodeInvalidEntry:
+		se.kind = remote.ErrRefused
 	case ae.Code == api.CodeUnavailable,
 		resp.StatusCode == http.StatusBadGateway,
 		resp.StatusCode == http.StatusServiceUnavailable,

@@ -356,7 +356,7 @@ func TestErrorCodes(t *testing.T) {
 		{401, api.CodeTOTPRequired, remote.ErrTOTPRequired},
 		{503, api.CodeUnavailable, remote.ErrUnavailable},
 		{502, "", remote.ErrUnavailable},
-		{422, api.CodeInvalidEntry, nil},
+		{422, api.CodeInvalidEntry, remote.ErrRefused},
 		{500, api.CodeInternal, nil},
 	} {
 		srv, fp := newTLS(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
