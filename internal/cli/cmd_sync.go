@@ -14,6 +14,7 @@ import (
 	"github.com/safehold/safehold/internal/agent"
 	"github.com/safehold/safehold/internal/api"
 	"github.com/safehold/safehold/internal/kdf"
+	"github.com/safehold/safehold/internal/keycode"
 	"github.com/safehold/safehold/internal/remote"
 	"github.com/safehold/safehold/internal/remote/folder"
 	"github.com/safehold/safehold/internal/remote/httpremote"
@@ -111,8 +112,40 @@ func (f *remoteFlags) need() error {
 
 func (a *app) accountCommand() *cobra.Command {
 	c := &cobra.Command{Use: "account", Short: "Register, log in and manage the account on a sync server"}
-	c.AddCommand(a.registerCommand("register"), a.loginCommand(), a.logoutCommand(), a.accountStatusCommand(), a.secretKeyCommand())
+	c.AddCommand(a.registerCommand("register"), a.loginCommand(), a.logoutCommand(), a.accountStatusCommand(), a.secretKeyCommand(), a.loginsCommand())
 	return c
+}
+
+func (a *app) loginsCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "logins",
+		Short: "Show the account's login history on the server, newest first",
+		Args:  cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			sc, err := a.unlocked()
+			if err != nil {
+				return err
+			}
+			defer sc.C.Close()
+			var list []api.Login
+			if err := sc.C.Call(a.ctx, service.OpLogins, nil, &list); err != nil {
+				return err
+			}
+			if a.jsonOut {
+				return a.printJSON(list)
+			}
+			tw := tabwriter.NewWriter(a.env.Stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintf(tw, "TIME\tDEVICE\tADDRESS\tRESULT\n")
+			for _, l := range list {
+				result := "ok"
+				if !l.OK {
+					result = "refused: " + l.Reason
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", time.Unix(l.Time, 0).Local().Format(time.DateTime), sanitizeLines(l.Device), sanitizeLines(l.Address), sanitizeLines(result))
+			}
+			return tw.Flush()
+		},
+	}
 }
 
 func (a *app) registerCommand(use string) *cobra.Command {
@@ -289,6 +322,13 @@ func (a *app) join(path string, f *remoteFlags, skFile, totp, recoveryCode strin
 		return err
 	}
 	defer sk.Wipe()
+	// A mistyped Secret Key is caught by its checksum here, before anything
+	// is derived or sent, and reported like a mistyped Recovery Key.
+	parsed, err := keycode.ParseSecretKey(string(sk))
+	if err != nil {
+		return withHint(ExitWrongPassword, "type the Secret Key exactly as printed in the recovery kit: S1- and eight groups of four", fmt.Errorf("the Secret Key was not accepted: %w", err))
+	}
+	parsed.Wipe()
 	opts, err := a.vaultOptions()
 	if err != nil {
 		return err

@@ -38,6 +38,7 @@ const (
 	OpTOTPEnable      = "totp_enable"
 	OpTOTPDisable     = "totp_disable"
 	OpConflicts       = "conflicts"
+	OpLogins          = "logins"
 )
 
 // Error codes of sync ops.
@@ -302,6 +303,15 @@ func (h *Handler) handleSync(ctx context.Context, req agent.Request) (any, bool,
 			list[i].Current = list[i].ID == h.V.DeviceID()
 		}
 		return list, true, nil
+	case OpLogins:
+		hc, err := h.server(ctx)
+		if err != nil {
+			return nil, true, err
+		}
+		defer hc.Close()
+		list, err := hc.Logins(ctx)
+		res, err := orEmpty(list, err)
+		return res, true, err
 	case OpDeviceRevoke:
 		var a DeviceArgs
 		if err := decode(req.Args, &a); err != nil {
