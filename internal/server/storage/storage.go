@@ -66,7 +66,8 @@ type Session struct {
 	Created time.Time
 	Expires time.Time
 	// Pair links an access token and the refresh token issued with it, so
-	// that logout and refresh end both.
+	// that logout and refresh end both. It holds the other session's Hash
+	// (or an id both sessions share; stores accept either).
 	Pair []byte
 }
 
@@ -133,6 +134,22 @@ type AccountSummary struct {
 // Store is the server's persistence. Every method is safe for concurrent
 // use by many goroutines and by several server processes sharing one
 // database (PostgreSQL), or one file (SQLite, one host).
+//
+// Further rules every implementation keeps (storagetest checks them):
+//   - Times are kept to the microsecond and read back in UTC; the zero
+//     time (Device.Revoked) stays zero.
+//   - A method that names one account, device, vault or blob which does
+//     not exist returns ErrNotFound: AccountBy*, UpdateDocument, SetTOTP,
+//     SetDisabled, DeleteAccount, Usage, Device, RevokeDevice, Vault,
+//     ItemStates, Append, Entries, PutBlob (unknown vault) and Blob. So do
+//     UpsertDevice, CreateSession, RecordLogin and PutVault for an unknown
+//     account. Listing methods (Devices, Logins, Vaults) return nothing for
+//     an unknown account; UseRecoveryCode returns false; DeleteSession of
+//     an unknown token does nothing.
+//   - Append's entries are numbered base+1, base+2, ... (an error
+//     otherwise, not ErrStale); Entries and Logins want limit >= 1.
+//   - An entry's Payload and a blob's chunks are copied: the caller may
+//     reuse its buffers once the method returns or the iterator resumes.
 type Store interface {
 	Close() error
 

@@ -1,0 +1,267 @@
+package postgres
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"net/url"
+	"os"
+	"os/user"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/safehold/safehold/internal/server/storage"
+	"github.com/safehold/safehold/internal/server/storage/storagetest"
+)
+
+// The tests need a PostgreSQL server. By default they use the database
+// "test" on 127.0.0.1:5432 with trust authentication, as user postgres or
+// the current user; SAFE_TEST_POSTGRES=dsn names another. Each test works
+// in a fresh schema of its own, dropped at the end, so test binaries may
+// run side by side on one database. Without a server the tests skip, but
+// in CI (CI=true) they fail instead: CI must run them.
+
+var (
+	serverOnce sync.Once
+	serverDSN  string
+	serverErr  error
+)
+
+// server returns the DSN of a reachable test server, or skips (fails in
+// CI) if there is none.
+func server(t testing.TB) string {
+	t.Helper()
+	serverOnce.Do(func() {
+		var candidates []string
+		if dsn := os.Getenv("SAFE_TEST_POSTGRES"); dsn != "" {
+			candidates = []string{dsn}
+		} else {
+			users := []string{"postgres"}
+			if u, err := user.Current(); err == nil && u.Username != "postgres" {
+				users = append(users, u.Username)
+			}
+			for _, u := range users {
+				candidates = append(candidates, "host=127.0.0.1 port=5432 dbname=test sslmode=disable connect_timeout=5 user="+u)
+			}
+		}
+		var errs []error
+		for _, dsn := range candidates {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			conn, err := pgx.Connect(ctx, dsn)
+			if err == nil {
+				err = conn.Ping(ctx)
+				conn.Close(ctx)
+			}
+			cancel()
+			if err == nil {
+				serverDSN = dsn
+				return
+			}
+			errs = append(errs, err)
+		}
+		serverErr = errors.Join(errs...)
+	})
+	if serverErr != nil {
+		msg := "no PostgreSQL for the storage tests (want database \"test\" on 127.0.0.1:5432 with trust auth, or SAFE_TEST_POSTGRES=dsn): %v"
+		if os.Getenv("CI") == "true" {
+			t.Fatalf(msg, serverErr)
+		}
+		t.Skipf(msg, serverErr)
+	}
+	return serverDSN
+}
+
+// freshSchema creates an empty schema, dropped when the test ends, and
+// returns a DSN whose search_path is that schema.
+func freshSchema(t testing.TB) string {
+	t.Helper()
+	dsn := server(t)
+	var b [8]byte
+	rand.Read(b[:])
+	schema := "safe_test_" + hex.EncodeToString(b[:])
+	exec := func(ctx context.Context, sql string) error {
+		conn, err := pgx.Connect(ctx, dsn)
+		if err != nil {
+			return err
+		}
+		defer conn.Close(ctx)
+		_, err = conn.Exec(ctx, sql)
+		return err
+	}
+	if err := exec(t.Context(), "CREATE SCHEMA "+schema); err != nil {
+		t.Fatalf("create test schema: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := exec(ctx, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
+			t.Errorf("drop test schema %s: %v", schema, err)
+		}
+	})
+	return testDSN(t, dsn, schema)
+}
+
+// testDSN adds to dsn the run-time parameters of a test connection: the
+// schema, and commits that do not wait for the disk (a test database
+// need not survive a crash; this halves the suite's time).
+func testDSN(t testing.TB, dsn, schema string) string {
+	params := map[string]string{"search_path": schema, "synchronous_commit": "off"}
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		u, err := url.Parse(dsn)
+		if err != nil {
+			t.Fatalf("parse SAFE_TEST_POSTGRES: %v", err)
+		}
+		q := u.Query()
+		for k, v := range params {
+			q.Set(k, v)
+		}
+		u.RawQuery = q.Encode()
+		return u.String()
+	}
+	for k, v := range params {
+		dsn += " " + k + "=" + v
+	}
+	return dsn
+}
+
+func open(t *testing.T, dsn string) *Store {
+	t.Helper()
+	s, err := Open(t.Context(), dsn)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	storagetest.Run(t, func(t *testing.T) storage.Store {
+		return open(t, freshSchema(t))
+	})
+}
+
+// Two stores with their own pools on one schema stand for two `safe serve`
+// processes on one database. They open at once, so they also race to
+// migrate.
+func TestShared(t *testing.T) {
+	storagetest.RunShared(t, func(t *testing.T) (storage.Store, storage.Store) {
+		dsn := freshSchema(t)
+		var (
+			stores [2]*Store
+			errs   [2]error
+			wg     sync.WaitGroup
+		)
+		for i := range stores {
+			wg.Go(func() { stores[i], errs[i] = Open(t.Context(), dsn) })
+		}
+		wg.Wait()
+		for i, s := range stores {
+			if s != nil {
+				t.Cleanup(func() { s.Close() })
+			}
+			if errs[i] != nil {
+				t.Fatalf("Open #%d: %v", i, errs[i])
+			}
+		}
+		return stores[0], stores[1]
+	})
+}
+
+func TestConcurrentMigrate(t *testing.T) {
+	dsn := freshSchema(t)
+	var wg sync.WaitGroup
+	errs := make([]error, 6)
+	for i := range errs {
+		wg.Go(func() {
+			s, err := Open(t.Context(), dsn)
+			if err == nil {
+				s.Close()
+			}
+			errs[i] = err
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatalf("concurrent Open: %v", err)
+		}
+	}
+	s := open(t, dsn)
+	names, _ := migrationNames()
+	var n, max int
+	if err := s.pool.QueryRow(t.Context(), `SELECT count(*), max(version) FROM schema_migrations`).Scan(&n, &max); err != nil {
+		t.Fatal(err)
+	}
+	if n != len(names) || max != len(names) {
+		t.Fatalf("schema_migrations has %d rows up to %d, want %d", n, max, len(names))
+	}
+}
+
+func TestRefusesNewerSchema(t *testing.T) {
+	dsn := freshSchema(t)
+	s := open(t, dsn)
+	if _, err := s.pool.Exec(t.Context(), `INSERT INTO schema_migrations (version) VALUES (999)`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(t.Context(), dsn); !errors.Is(err, ErrTooNew) {
+		t.Fatalf("Open of a newer schema: %v, want ErrTooNew", err)
+	}
+}
+
+func TestErrorsHidePassword(t *testing.T) {
+	_, err := Open(t.Context(), "postgres://someone:hunter2secret@127.0.0.1:1/nodb?connect_timeout=2")
+	if err == nil {
+		t.Fatal("Open of an unreachable server succeeded")
+	}
+	if strings.Contains(err.Error(), "hunter2secret") {
+		t.Fatalf("error shows the password: %v", err)
+	}
+}
+
+// An upload a crash left unfinished is deleted by a later Open once it is
+// old; a recent one (perhaps another process's, in progress) is kept.
+func TestDropsAbandonedUploads(t *testing.T) {
+	dsn := freshSchema(t)
+	s := open(t, dsn)
+	ctx := t.Context()
+	a := storage.Account{ID: "a", Email: "a@example.com", KDF: make([]byte, 80), Verifier: make([]byte, 32), Document: []byte("d")}
+	if err := s.CreateAccount(ctx, a, storage.Device{Account: "a", ID: "d"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutVault(ctx, "a", "v", []byte("r"), make([]byte, 64)); err != nil {
+		t.Fatal(err)
+	}
+	var old, recent int64
+	if err := s.pool.QueryRow(ctx, `INSERT INTO blob_uploads (vault, item, touched)
+		VALUES ('v', 'i', now() - interval '2 hours') RETURNING id`).Scan(&old); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.pool.Exec(ctx, `INSERT INTO blob_chunks (upload, idx, chunk) VALUES ($1, 0, '\x0102')`, old); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.pool.QueryRow(ctx, `INSERT INTO blob_uploads (vault, item, touched) VALUES ('v', 'i', now()) RETURNING id`).Scan(&recent); err != nil {
+		t.Fatal(err)
+	}
+	s2 := open(t, dsn)
+	var ids []int64
+	rows, err := s2.pool.Query(ctx, `SELECT id FROM blob_uploads ORDER BY id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var id int64
+		rows.Scan(&id)
+		ids = append(ids, id)
+	}
+	rows.Close()
+	var chunks int
+	s2.pool.QueryRow(ctx, `SELECT count(*) FROM blob_chunks`).Scan(&chunks)
+	if len(ids) != 1 || ids[0] != recent || chunks != 0 {
+		t.Fatalf("after Open: uploads %v and %d chunks; want only the recent upload %d", ids, chunks, recent)
+	}
+}
