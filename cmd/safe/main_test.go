@@ -20,15 +20,32 @@ package main
 //	                           their first line (comments may differ)
 //	mkfile FILE SIZE           write SIZE bytes of fixed pseudo-random data
 //	anyout REGEXP              stdout or stderr of the last command matches
-//	keytext IN OUT MODE        rewrite the Recovery Key in IN: MODE typo
-//	                           changes one character, MODE loose writes it in
-//	                           lower case with spaces (as a person might type)
+//	keytext IN OUT MODE        rewrite the Recovery Key (or Secret Key) in
+//	                           IN: MODE typo changes one character, MODE
+//	                           loose writes it in lower case with spaces (as
+//	                           a person might type)
+//	grepall REGEXP DIR         some file under DIR matches REGEXP (with !,
+//	                           none does): plaintext checks on a server's
+//	                           data directory or a folder remote
+//	serverenv FILE             wait (up to 10 s) until FILE holds the JSON
+//	                           `safe serve --info-file` writes, then set URL
+//	                           (https://HOST:PORT), ADDR (HOST:PORT) and FP
+//	                           (the certificate fingerprint)
+//	envfile VAR FILE           set VAR to the first line of FILE
+//	totpcode SEED VAR [STEPS]  set VAR to SEED's TOTP code for the period
+//	                           STEPS periods from now (default 0); a server
+//	                           takes each code once, and one period of skew
+//	secretkey FILE             write a new, well-formed Secret Key to FILE
+//	                           (one no account has)
 //
-// Every agent a script starts is stopped when the script ends, pass or fail
-// (see stopAgents).
+// Servers run in the background (`exec safe serve ... &srv&`, stopped with
+// `kill -INT srv` and `wait srv`). Every agent and every server a script
+// starts is stopped when the script ends, pass or fail (see stopAgents and
+// stopServers; testscript also interrupts and waits for background commands).
 
 import (
 	"bytes"
+	cryptorand "crypto/rand"
 	"database/sql"
 	"encoding/json"
 	"errors"
@@ -47,6 +64,7 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 	_ "modernc.org/sqlite"
 
+	"github.com/safehold/safehold/internal/keycode"
 	"github.com/safehold/safehold/internal/totp"
 )
 
@@ -65,6 +83,9 @@ func TestScripts(t *testing.T) {
 				if err := stopAgents(work); err != nil {
 					env.T().Fatal(err)
 				}
+				if err := stopServers(work); err != nil {
+					env.T().Fatal(err)
+				}
 			})
 			return nil
 		},
@@ -77,6 +98,11 @@ func TestScripts(t *testing.T) {
 			"mkfile":    cmdMkfile,
 			"keytext":   cmdKeytext,
 			"anyout":    cmdAnyout,
+			"serverenv": cmdServerEnv,
+			"envfile":   cmdEnvFile,
+			"totpcode":  cmdTOTPCode,
+			"secretkey": cmdSecretKey,
+			"grepall":   cmdGrepAll,
 		},
 	}
 	if d, ok := t.Deadline(); ok {
@@ -299,14 +325,15 @@ func cmdAnyout(ts *testscript.TestScript, neg bool, args []string) {
 	}
 }
 
-// cmdKeytext makes variants of a Recovery Key as a person might type them.
+// cmdKeytext makes variants of a Recovery Key or a Secret Key as a person
+// might type them.
 func cmdKeytext(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) != 3 {
 		ts.Fatalf("usage: keytext IN OUT typo|loose")
 	}
 	key := strings.TrimSpace(ts.ReadFile(args[0]))
-	if !strings.HasPrefix(key, "R1-") || len(key) < 8 {
-		ts.Fatalf("keytext: %s does not hold a Recovery Key", args[0])
+	if !strings.HasPrefix(key, "R1-") && !strings.HasPrefix(key, "S1-") || len(key) < 8 {
+		ts.Fatalf("keytext: %s does not hold a Recovery Key or a Secret Key", args[0])
 	}
 	switch args[2] {
 	case "typo":
@@ -325,6 +352,133 @@ func cmdKeytext(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Check(os.WriteFile(ts.MkAbs(args[1]), []byte(key+"\n"), 0o600))
 }
 
+// cmdServerEnv waits for a server's --info-file and exports its address.
+func cmdServerEnv(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: serverenv FILE")
+	}
+	name := ts.MkAbs(args[0])
+	var info struct {
+		URL         string `json:"url"`
+		Fingerprint string `json:"fingerprint"`
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		// The server writes the file atomically (rename), so a file that
+		// exists is complete.
+		raw, err := os.ReadFile(name)
+		if err == nil {
+			ts.Check(json.Unmarshal(raw, &info))
+			break
+		}
+		if !errors.Is(err, os.ErrNotExist) {
+			ts.Fatalf("serverenv: %v", err)
+		}
+		if time.Now().After(deadline) {
+			ts.Fatalf("serverenv: no %s after 10 s: the server did not start (see its output after `wait`)", args[0])
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	addr, ok := strings.CutPrefix(info.URL, "https://")
+	if !ok || addr == "" || len(info.Fingerprint) != 64 {
+		ts.Fatalf("serverenv: %s holds url %q and fingerprint %q", args[0], info.URL, info.Fingerprint)
+	}
+	ts.Setenv("URL", info.URL)
+	ts.Setenv("ADDR", addr)
+	ts.Setenv("FP", info.Fingerprint)
+}
+
+// cmdEnvFile sets a variable from a file, for values one command prints
+// and a later one takes as an argument (a device id, a recovery code).
+func cmdEnvFile(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: envfile VAR FILE")
+	}
+	line, _, _ := strings.Cut(ts.ReadFile(args[1]), "\n")
+	line = strings.TrimSpace(line)
+	if line == "" {
+		ts.Fatalf("envfile: %s is empty", args[1])
+	}
+	ts.Setenv(args[0], line)
+}
+
+// cmdTOTPCode sets a variable to a TOTP code of SEED. The server takes
+// each period's code only once and accepts one period of skew, so a
+// script that needs two codes close together takes the next period's for
+// the second (STEPS 1).
+func cmdTOTPCode(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 2 || len(args) > 3 {
+		ts.Fatalf("usage: totpcode SEED VAR [STEPS]")
+	}
+	cfg, err := totp.Parse(args[0])
+	ts.Check(err)
+	steps := 0
+	if len(args) == 3 {
+		if steps, err = strconv.Atoi(args[2]); err != nil || steps < -1 || steps > 1 {
+			ts.Fatalf("totpcode: STEPS must be -1, 0 or 1, not %q", args[2])
+		}
+	}
+	code, _, err := totp.Code(cfg, time.Now().Add(time.Duration(steps*cfg.Period)*time.Second))
+	ts.Check(err)
+	ts.Setenv(args[1], code)
+}
+
+// cmdSecretKey writes a fresh Secret Key: well formed (its checksum
+// holds), but not the account's.
+func cmdSecretKey(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: secretkey FILE")
+	}
+	sk, err := keycode.NewSecretKey(cryptorand.Reader)
+	ts.Check(err)
+	ts.Check(os.WriteFile(ts.MkAbs(args[0]), []byte(sk.Reveal()+"\n"), 0o600))
+}
+
+// cmdGrepAll searches every regular file under a directory, as bytes (a
+// database file is binary).
+func cmdGrepAll(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 2 {
+		ts.Fatalf("usage: grepall REGEXP DIR")
+	}
+	re, err := regexp.Compile(args[0])
+	ts.Check(err)
+	var hits []string
+	files := 0
+	err = filepath.WalkDir(ts.MkAbs(args[1]), func(path string, d os.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return err
+		}
+		files++
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		if re.Match(b) {
+			hits = append(hits, path)
+		}
+		return nil
+	})
+	ts.Check(err)
+	if files == 0 {
+		ts.Fatalf("grepall: no files under %s", args[1])
+	}
+	if neg && len(hits) > 0 {
+		ts.Fatalf("grepall: %q found in %q", args[0], hits)
+	}
+	if !neg && len(hits) == 0 {
+		ts.Fatalf("grepall: %q in none of the %d files under %s", args[0], files, args[1])
+	}
+}
+
+// stopServers stops every `safe serve` still running in dir (its working
+// directory or --data lies under dir). When a script fails, this runs
+// before testscript interrupts the script's background commands, so the
+// servers of a failed script end here; when it passes they have ended
+// already, and a server found here was not started in the background.
+func stopServers(dir string) error {
+	return stopPIDs("safe serve", safePIDs(dir, "serve", "--data"))
+}
+
 // stopAgents ends every `safe agent` process serving a home under dir and
 // waits for it to exit, so that no agent outlives its test (even when the
 // script failed before its own `safe agent stop`) and none still writes
@@ -332,9 +486,15 @@ func cmdKeytext(ts *testscript.TestScript, neg bool, args []string) {
 // command line ("safe agent --home DIR/..."), which the CLI always passes.
 func stopAgents(dir string) error {
 	pids, err := agentPIDs(dir)
-	if err != nil || len(pids) == 0 {
+	if err != nil {
 		return err
 	}
+	return stopPIDs("agent", pids)
+}
+
+// stopPIDs sends SIGTERM to each process and waits for all to exit; one
+// still running after 5 s is killed and reported.
+func stopPIDs(what string, pids []int) error {
 	for _, pid := range pids {
 		syscall.Kill(pid, syscall.SIGTERM)
 	}
@@ -343,7 +503,7 @@ func stopAgents(dir string) error {
 		for alive(pid) {
 			if time.Now().After(deadline) {
 				syscall.Kill(pid, syscall.SIGKILL)
-				return fmt.Errorf("agent pid %d did not exit on SIGTERM; killed it", pid)
+				return fmt.Errorf("%s pid %d did not exit on SIGTERM; killed it", what, pid)
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
@@ -353,11 +513,22 @@ func stopAgents(dir string) error {
 
 // agentPIDs lists the agent processes whose --home lies under dir.
 func agentPIDs(dir string) ([]int, error) {
+	return safePIDs(dir, "agent", "--home"), nil
+}
+
+// safePIDs lists the `safe SUB` processes whose working directory, or the
+// directory given by flag (--home DIR or --data DIR, maybe relative), lies
+// under dir. Off Linux (no /proc) it finds none, and the scripts' own
+// cleanup has to do.
+func safePIDs(dir, sub, flag string) []int {
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
-		return nil, nil // not Linux: rely on the scripts' own `safe agent stop`
+		return nil
 	}
 	prefix := filepath.Clean(dir) + string(filepath.Separator)
+	under := func(p string) bool {
+		return strings.HasPrefix(filepath.Clean(p)+string(filepath.Separator), prefix)
+	}
 	var pids []int
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
@@ -369,17 +540,25 @@ func agentPIDs(dir string) ([]int, error) {
 			continue
 		}
 		args := strings.Split(strings.TrimRight(string(raw), "\x00"), "\x00")
-		if len(args) < 4 || filepath.Base(args[0]) != "safe" || args[1] != "agent" {
+		if len(args) < 2 || filepath.Base(args[0]) != "safe" || args[1] != sub {
 			continue
 		}
-		for i := 2; i+1 < len(args); i++ {
-			if args[i] == "--home" && strings.HasPrefix(filepath.Clean(args[i+1])+string(filepath.Separator), prefix) {
-				pids = append(pids, pid)
-				break
+		cwd, _ := os.Readlink(filepath.Join("/proc", e.Name(), "cwd"))
+		match := cwd != "" && under(cwd)
+		for i := 2; i+1 < len(args) && !match; i++ {
+			if args[i] == flag {
+				p := args[i+1]
+				if !filepath.IsAbs(p) {
+					p = filepath.Join(cwd, p)
+				}
+				match = under(p)
 			}
 		}
+		if match && alive(pid) {
+			pids = append(pids, pid)
+		}
 	}
-	return pids, nil
+	return pids
 }
 
 // alive says whether pid still runs. An exited agent that nobody reaps (its

@@ -115,7 +115,7 @@ Start with:  safe init    then  safe add login --title Example --generate`,
 		a.versionCommand(), a.agentCommand(), a.attachCommand(), a.vpnCommand(),
 		a.sshCommand(), a.clipboardClearCommand(),
 		a.accountCommand(), a.syncCommand(), a.remoteCommand(), a.deviceCommand(),
-		a.twoFACommand(), a.conflictsCommand(), a.kitCommand(), a.serveCommand(), a.adminCommand(),
+		a.twoFACommand(), a.conflictsCommand(), a.kitCommand(), a.serveCommand(), a.adminCommand(), a.benchCommand(),
 	} {
 		root.AddCommand(c)
 	}

@@ -188,5 +188,8 @@ func toAgentError(err error) error {
 	if errors.Is(err, kdf.ErrBelowFloor) || errors.Is(err, kdf.ErrAboveCeiling) {
 		return &agent.Error{Code: CodeInvalid, Message: err.Error(), Hint: "choose parameters between the floors and ceilings shown by `safe kdf show`"}
 	}
+	if ae := remoteRefused(err); ae != nil {
+		return ae
+	}
 	return err
 }
