@@ -7,9 +7,10 @@ import (
 	"github.com/safehold/safehold/internal/server/storage/storagetest"
 )
 
+// BenchmarkSync runs with durable commits, as a server would.
 func BenchmarkSync(b *testing.B) {
 	storagetest.Benchmark(b, func(b *testing.B) storage.Store {
-		s, err := Open(b.Context(), freshSchema(b))
+		s, err := Open(b.Context(), newSchema(b, map[string]string{}))
 		if err != nil {
 			b.Fatal(err)
 		}

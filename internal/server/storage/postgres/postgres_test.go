@@ -77,8 +77,16 @@ func server(t testing.TB) string {
 }
 
 // freshSchema creates an empty schema, dropped when the test ends, and
-// returns a DSN whose search_path is that schema.
+// returns a DSN whose search_path is that schema. Its commits do not wait
+// for the disk (a test database need not survive a crash; this halves the
+// suite's time).
 func freshSchema(t testing.TB) string {
+	t.Helper()
+	return newSchema(t, map[string]string{"synchronous_commit": "off"})
+}
+
+// newSchema is freshSchema with the given run-time parameters.
+func newSchema(t testing.TB, params map[string]string) string {
 	t.Helper()
 	dsn := server(t)
 	var b [8]byte
@@ -103,14 +111,12 @@ func freshSchema(t testing.TB) string {
 			t.Errorf("drop test schema %s: %v", schema, err)
 		}
 	})
-	return testDSN(t, dsn, schema)
+	params["search_path"] = schema
+	return withParams(t, dsn, params)
 }
 
-// testDSN adds to dsn the run-time parameters of a test connection: the
-// schema, and commits that do not wait for the disk (a test database
-// need not survive a crash; this halves the suite's time).
-func testDSN(t testing.TB, dsn, schema string) string {
-	params := map[string]string{"search_path": schema, "synchronous_commit": "off"}
+// withParams adds run-time parameters to dsn.
+func withParams(t testing.TB, dsn string, params map[string]string) string {
 	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
 		u, err := url.Parse(dsn)
 		if err != nil {

@@ -170,12 +170,10 @@ func (s *Store) Append(ctx context.Context, vault string, base uint64, entries [
 
 // Entries calls fn for at most limit entries after since, in order. fn
 // runs while a database connection is held: it must not call the store.
+// Whether the vault exists is asked only when no entry is found.
 func (s *Store) Entries(ctx context.Context, vault string, since uint64, limit int, fn func(storage.Entry) error) error {
 	if limit <= 0 {
 		return fmt.Errorf("read entries: limit %d is not positive", limit)
-	}
-	if err := exists(ctx, s.pool, vaultExists, vault); err != nil {
-		return wrap("read entries", err)
 	}
 	rows, err := s.pool.Query(ctx, `SELECT seq, op, item, revision, body, sig, payload FROM entries
 		WHERE vault = $1 AND seq > $2 ORDER BY seq LIMIT $3`, vault, int64(since), limit)
@@ -183,6 +181,7 @@ func (s *Store) Entries(ctx context.Context, vault string, since uint64, limit i
 		return wrap("read entries", err)
 	}
 	defer rows.Close()
+	found := false
 	for rows.Next() {
 		var (
 			e        storage.Entry
@@ -192,12 +191,20 @@ func (s *Store) Entries(ctx context.Context, vault string, since uint64, limit i
 		if err := rows.Scan(&seq, &op, &e.Item, &rev, &e.Body, &e.Sig, &e.Payload); err != nil {
 			return wrap("read entries", err)
 		}
+		found = true
 		e.Seq, e.Op, e.Revision = uint64(seq), byte(op), uint64(rev)
 		if err := fn(e); err != nil {
 			return err
 		}
 	}
-	return wrap("read entries", rows.Err())
+	if err := rows.Err(); err != nil {
+		return wrap("read entries", err)
+	}
+	if found {
+		return nil
+	}
+	rows.Close()
+	return wrap("read entries", exists(ctx, s.pool, vaultExists, vault))
 }
 
 // Uploads are written in batches of at most this many chunks or bytes,

@@ -8,10 +8,14 @@
 // embedded SQL files tracked by PRAGMA user_version.
 //
 // Reads go through a pool of read-only connections and run concurrently
-// under WAL. Writes go through a single connection, so that writers in this
-// process queue in Go rather than spin on SQLite's busy handler, and every
-// write transaction starts with BEGIN IMMEDIATE, so that another process on
-// the same file (`safe admin`) is serialised by SQLite's own lock.
+// under WAL, with statements prepared once per connection. Writes go
+// through a single connection owned by one writer goroutine, so that
+// writers in this process queue in Go rather than spin on SQLite's busy
+// handler; the writer commits the writes waiting at the same time
+// together, each in its own savepoint, so that they share one sync to
+// disk (group commit). Every write transaction starts with BEGIN
+// IMMEDIATE, so that another process on the same file (`safe admin`) is
+// serialised by SQLite's own lock.
 package sqlite
 
 import (
