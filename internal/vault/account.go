@@ -201,8 +201,15 @@ func (v *Vault) Verify(ctx context.Context) (Report, error) {
 		logged := map[string]map[uint64][]byte{}
 		err := v.st.Log(s.id, 0, false, func(r store.LogRow) error {
 			e, err := vlog.DecodeBody(r.Body)
-			if err != nil || e.Op != vlog.OpPut {
+			if err != nil {
 				return nil // reported by checkVault
+			}
+			if e.Op == vlog.OpPurge {
+				// A purge ends the item's history; a later put (an
+				// item kept after a concurrent purge, §13.5.4) starts
+				// a new one.
+				delete(logged, e.Item)
+				return nil
 			}
 			if logged[e.Item] == nil {
 				logged[e.Item] = map[uint64][]byte{}

@@ -529,6 +529,10 @@ func (v *Vault) History(ctx context.Context, ref string) ([]Revision, error) {
 	if err != nil {
 		return nil, err
 	}
+	since, err := v.revisionsSincePurge(s.id, o.ID)
+	if err != nil {
+		return nil, err
+	}
 	rows, err := v.st.History(s.id, o.ID)
 	if err != nil {
 		return nil, err
@@ -541,7 +545,7 @@ func (v *Vault) History(ctx context.Context, ref string) ([]Revision, error) {
 	for _, r := range rows {
 		have[r.Revision] = true
 	}
-	for rev := range digests {
+	for rev := range since {
 		if rev < cur.Revision && !have[rev] {
 			return nil, tampered("revision %d of item %s is missing from its history: it was deleted behind safe's back", rev, o.ID)
 		}
@@ -559,6 +563,25 @@ func (v *Vault) History(ctx context.Context, ref string) ([]Revision, error) {
 		out = append(out, Revision{Item: it})
 	}
 	return append(out, Revision{Item: cur, Current: true}), nil
+}
+
+// revisionsSincePurge lists the put revisions of an item logged after its
+// last purge: the ones its history must hold.
+func (v *Vault) revisionsSincePurge(vault, id string) (map[uint64]bool, error) {
+	out := map[uint64]bool{}
+	err := v.st.ItemLog(vault, id, func(r store.LogRow) error {
+		e, err := vlog.DecodeBody(r.Body)
+		if err != nil {
+			return tampered("log entry %d: %v", r.Seq, err)
+		}
+		if e.Op == vlog.OpPurge {
+			clear(out)
+		} else {
+			out[e.Revision] = true
+		}
+		return nil
+	})
+	return out, err
 }
 
 // logDigests maps each logged revision of an item to its payload digest.

@@ -124,7 +124,7 @@ func (v *Vault) Register(ctx context.Context, r remote.Remote, t RemoteTarget, p
 	if err != nil {
 		return "", fmt.Errorf("register on %s: %w", t.URL, err)
 	}
-	srec := &syncRecord{Name: t.Name, Kind: t.Kind, URL: t.URL, Fingerprint: t.Fingerprint, Email: t.Email, Manual: t.Manual, Epoch: 1, Pins: []pin{}}
+	srec := &syncRecord{Name: t.Name, Kind: t.Kind, URL: t.URL, Fingerprint: t.Fingerprint, Email: t.Email, Manual: t.Manual, Epoch: 1, KDF: bytes.Clone(rec.KDF), Pins: []pin{}}
 	sraw := v.encodeSync(srec)
 	if err := v.st.Update(ctx, func(tx *store.Tx) error { return tx.PutSyncRecord(sraw) }); err != nil {
 		return "", err
@@ -289,7 +289,7 @@ func Join(ctx context.Context, path string, r remote.Remote, j JoinRequest, opts
 		return nil, fmt.Errorf("%w: the account has no vaults", ErrRemoteTampered)
 	}
 	srec := &syncRecord{Version: RecordVersion, Account: doc.Account, Name: j.Target.Name, Kind: j.Target.Kind, URL: j.Target.URL,
-		Fingerprint: j.Target.Fingerprint, Email: j.Target.Email, Manual: j.Target.Manual, Epoch: checked.Epoch, DocDirty: true, Pins: []pin{}}
+		Fingerprint: j.Target.Fingerprint, Email: j.Target.Email, Manual: j.Target.Manual, Epoch: checked.Epoch, KDF: bytes.Clone(header), DocDirty: true, Pins: []pin{}}
 	sraw := setMAC(mkey, "sync", srec, &srec.MAC)
 	err = store.Build(ctx, path, func(tx *store.Tx) error {
 		if err := tx.PutAccount(raw); err != nil {

@@ -109,7 +109,7 @@ func (v *Vault) syncDocument(ctx context.Context, r remote.Remote, res *SyncResu
 			}
 			return nil
 		case acc.Epoch > rec.Epoch:
-			if err := v.adoptDocument(ctx, doc, rec); err != nil {
+			if err := v.adoptDocument(ctx, doc, rec, res); err != nil {
 				return err
 			}
 			if !rec.DocDirty {
@@ -129,8 +129,9 @@ func (v *Vault) syncDocument(ctx context.Context, r remote.Remote, res *SyncResu
 
 // adoptDocument takes a newer account document after checking that it
 // changes only what may change: the password wrap and parameters (never
-// weaker, same salts), the recovery wrap, and added devices.
-func (v *Vault) adoptDocument(ctx context.Context, doc *accountRecord, rec *syncRecord) error {
+// weaker than the last document this device verified, same salts), the
+// recovery wrap, and added devices.
+func (v *Vault) adoptDocument(ctx context.Context, doc *accountRecord, rec *syncRecord, res *SyncResult) error {
 	cur := v.acct
 	switch {
 	case doc.SecurityVersion < cur.SecurityVersion:
@@ -143,10 +144,14 @@ func (v *Vault) adoptDocument(ctx context.Context, doc *accountRecord, rec *sync
 	case doc.Created != cur.Created:
 		return remoteTampered("the account document changes the account's creation time")
 	}
-	if err := checkNewKDF(cur.KDF, doc.KDF, v.opts.AllowInsecureKDF); err != nil {
-		return err
+	if err := checkNewKDF(rec.pinnedKDF(cur), doc.KDF, v.opts.AllowInsecureKDF); err != nil {
+		return remoteTampered("the account document's key derivation is refused: %v", err)
 	}
+	ownPending := rec.DocDirty && !slices.ContainsFunc(doc.Devices, func(n deviceInfo) bool { return n.ID == v.device.ID })
 	for _, d := range cur.Devices {
+		if ownPending && d.ID == v.device.ID {
+			continue // this device is not published yet
+		}
 		if !slices.ContainsFunc(doc.Devices, func(n deviceInfo) bool {
 			return n.ID == d.ID && bytes.Equal(n.Public, d.Public) && bytes.Equal(n.Cert, d.Cert)
 		}) {
@@ -162,14 +167,33 @@ func (v *Vault) adoptDocument(ctx context.Context, doc *accountRecord, rec *sync
 			next.Devices[i].Sealed = v.device.Sealed
 		}
 	}
-	if rec.DocDirty {
-		// A password changed here and not yet pushed stays: it is
-		// re-applied on top of the newer document.
-		next.KDF, next.PasswordWrap, next.InsecureTestKDF = cur.KDF, cur.PasswordWrap, cur.InsecureTestKDF
+	if ownPending {
+		next.Devices = append(next.Devices, *v.device)
 	}
-	rec.Epoch = doc.Epoch
+	// Re-read: the call that fetched the document may have refreshed and
+	// stored the session.
+	fresh, err := v.readSync()
+	if err != nil {
+		return err
+	}
+	pending := fresh.PendingLogin
+	if pending != nil {
+		// A password changed here and not yet pushed is re-applied on top
+		// of the newer document, unless that one's parameters are
+		// stronger: then the other change wins and this one is dropped.
+		np, _, _ := parseKDF(doc.KDF)
+		cp, _, _ := parseKDF(cur.KDF)
+		if cp.WeakerThan(np) {
+			pending = nil
+			res.Notes = append(res.Notes, "the password was also changed on another device with stronger key-derivation parameters; that change wins: unlock with the password set there, and run `safe passwd` again if you want yours")
+		} else {
+			next.KDF, next.PasswordWrap, next.InsecureTestKDF = cur.KDF, cur.PasswordWrap, cur.InsecureTestKDF
+		}
+	}
+	fresh.Epoch, fresh.KDF, fresh.PendingLogin = doc.Epoch, bytes.Clone(doc.KDF), pending
+	fresh.DocDirty = pending != nil || ownPending
 	raw := setMAC(v.macKey, "account", &next, &next.MAC)
-	srec := v.encodeSync(rec)
+	srec := v.encodeSync(fresh)
 	if err := v.st.Update(ctx, func(tx *store.Tx) error {
 		if err := tx.PutAccount(raw); err != nil {
 			return err
@@ -179,7 +203,21 @@ func (v *Vault) adoptDocument(ctx context.Context, doc *accountRecord, rec *sync
 		return err
 	}
 	v.acct = &next
-	return v.load(ctx)
+	*rec = *fresh
+	if err := v.load(ctx); err != nil {
+		v.seen = -1 // reload before anything else
+		return err
+	}
+	return nil
+}
+
+// pinnedKDF is the KDF header of the last account document this device
+// verified on the remote (older sync records: the account record's).
+func (r *syncRecord) pinnedKDF(acct *accountRecord) []byte {
+	if r.KDF != nil {
+		return r.KDF
+	}
+	return acct.KDF
 }
 
 // checkNewKDF refuses a key-derivation header that is unknown, out of
@@ -211,7 +249,15 @@ func checkNewKDF(cur, next []byte, allowInsecure bool) error {
 // CheckPrelogin checks a remote's KDF header for this account before
 // anything is derived from the password.
 func (v *Vault) CheckPrelogin(header []byte) error {
-	return checkNewKDF(v.acct.KDF, header, v.opts.AllowInsecureKDF)
+	rec, err := v.readSync()
+	if err != nil {
+		return err
+	}
+	pinned := v.acct.KDF
+	if rec != nil {
+		pinned = rec.pinnedKDF(v.acct)
+	}
+	return checkNewKDF(pinned, header, v.opts.AllowInsecureKDF)
 }
 
 // pushDocument sends the local account record as document epoch+1, with
@@ -239,7 +285,11 @@ func (v *Vault) pushDocument(ctx context.Context, r remote.Remote) error {
 	if epoch != next.Epoch {
 		return remoteTampered("the remote stored the account document as epoch %d, not %d", epoch, next.Epoch)
 	}
-	rec.Epoch, rec.DocDirty, rec.PendingLogin = epoch, false, nil
+	// Re-read: the call may have refreshed and stored the session.
+	if rec, err = v.readSync(); err != nil {
+		return err
+	}
+	rec.Epoch, rec.DocDirty, rec.PendingLogin, rec.KDF = epoch, false, nil, bytes.Clone(next.KDF)
 	next.MAC = nil
 	raw := setMAC(v.macKey, "account", &next, &next.MAC)
 	srec := v.encodeSync(rec)
@@ -297,6 +347,7 @@ func (v *Vault) syncVaults(ctx context.Context, r remote.Remote) error {
 	}
 	if added {
 		if err := v.load(ctx); err != nil {
+			v.seen = -1
 			return err
 		}
 	}
@@ -381,11 +432,11 @@ func (v *Vault) syncLog(ctx context.Context, r remote.Remote, id string, res *Sy
 			ours++
 		}
 		confirmed := pinSeq + uint64(ours)
-		confirmedHash := pinHash
-		if ours > 0 {
-			h := vlog.Next(chain.Hash(pinHash), theirs[ours-1].body)
-			confirmedHash = h[:]
+		h := chain.Hash(pinHash)
+		for _, p := range theirs[:ours] {
+			h = vlog.Next(h, p.body)
 		}
+		confirmedHash := h[:]
 		theirs = theirs[ours:]
 		local := s.seq - confirmed
 		switch {
@@ -664,7 +715,11 @@ type redo struct {
 	payload []byte // put: the sealed payload (new or unchanged)
 	time    int64
 	it      *item.Item // put: the item, for the in-memory index
-	blobs   []string   // purge: every blob of every revision
+	// purgeRows: a purge whose rows are still here (a rebase re-applying
+	// a local purge after the other side's changes); blobs are the chunks
+	// it deletes.
+	purgeRows bool
+	blobs     []string
 }
 
 // apply writes verified remote entries after `confirmed`, and rebases the
@@ -773,7 +828,30 @@ func (v *Vault) apply(ctx context.Context, s *vaultState, confirmed uint64, conf
 		case minePurged && theirPurged:
 			// Both deleted it.
 		case minePurged:
-			res.Notes = append(res.Notes, fmt.Sprintf("item %s was changed on another device, so deleting it here was undone", id))
+			// Deleted here, changed there: the purge stays (the history
+			// before it is gone here already) and their latest version
+			// comes back after it, marked, so that nothing written is
+			// lost.
+			next := tf.it.Clone()
+			next.Conflicts = append(next.Conflicts, item.Conflict{Field: "deleted", Value: "deleted on this device while changed on another; kept", Seen: now.UTC()})
+			keep := map[string]bool{}
+			for _, a := range next.Attachments {
+				keep[a.ID] = true
+			}
+			var drop []string
+			for _, b := range blobsOf[id] {
+				if !keep[b] {
+					drop = append(drop, b)
+				}
+			}
+			redos = append(redos, redo{op: vlog.OpPurge, id: id, rev: tf.entry.Revision, time: now.UnixMilli(), purgeRows: true, blobs: drop})
+			rd, err := v.sealRedo(s, id, tf.entry.Revision+1, next, now)
+			if err != nil {
+				return err
+			}
+			redos = append(redos, rd)
+			res.Conflicts = append(res.Conflicts, id)
+			res.Notes = append(res.Notes, fmt.Sprintf("item %s was deleted here but changed on another device: kept", id))
 		default:
 			ours, err := v.openPayload(s, mine)
 			if err != nil {
@@ -810,19 +888,11 @@ func (v *Vault) apply(ctx context.Context, s *vaultState, confirmed uint64, conf
 					continue // ours adds nothing to theirs
 				}
 			}
-			rev := tf.entry.Revision + 1
-			next.ID = id
-			pt, err := encodeItem(withoutRevision(next))
+			rd, err := v.sealRedo(s, id, tf.entry.Revision+1, next, now)
 			if err != nil {
 				return err
 			}
-			payload, err := envelope.Seal(v.opts.Rand, s.key, itemContext(v.acct.Account, s.id, id, rev), pt)
-			wipeBytes(pt)
-			if err != nil {
-				return err
-			}
-			next.Revision = rev
-			redos = append(redos, redo{op: vlog.OpPut, id: id, rev: rev, payload: payload, time: now.UnixMilli(), it: &next})
+			redos = append(redos, rd)
 		}
 	}
 
@@ -870,9 +940,33 @@ func (v *Vault) apply(ctx context.Context, s *vaultState, confirmed uint64, conf
 	rec.setPin(s.id, theirHead, theirHash[:])
 	syncRaw := v.encodeSync(rec)
 
+	// A purge pulled before a put of the same item (an item kept after a
+	// concurrent purge) must not delete the chunks that put refers to.
+	laterRefs := make([]map[string]bool, len(theirs))
+	refs := map[string]map[string]bool{}
+	for i := len(theirs) - 1; i >= 0; i-- {
+		p := theirs[i]
+		id := p.entry.Item
+		if p.entry.Op == vlog.OpPurge {
+			laterRefs[i] = refs[id]
+			continue
+		}
+		if p.it != nil {
+			if refs[id] == nil {
+				refs[id] = map[string]bool{}
+			}
+			for _, a := range p.it.Attachments {
+				refs[id][a.ID] = true
+			}
+		}
+	}
+
 	dropSnapshot := s.snapSeq > confirmed
 	err = v.st.Update(ctx, func(tx *store.Tx) error {
 		if err := tx.TruncateLog(s.id, confirmed); err != nil {
+			return err
+		}
+		if err := tx.ClearOutbox(s.id, confirmed); err != nil {
 			return err
 		}
 		if dropSnapshot {
@@ -888,7 +982,7 @@ func (v *Vault) apply(ctx context.Context, s *vaultState, confirmed uint64, conf
 				return err
 			}
 		}
-		for _, p := range theirs {
+		for i, p := range theirs {
 			e := p.entry
 			switch {
 			case e.Op == vlog.OpPut && p.payload == nil:
@@ -912,7 +1006,7 @@ func (v *Vault) apply(ctx context.Context, s *vaultState, confirmed uint64, conf
 			case e.Op == vlog.OpPurge:
 				var drop []string
 				for _, b := range blobsOf[e.Item] {
-					if !keepBlobs[b] {
+					if !keepBlobs[b] && !laterRefs[i][b] {
 						drop = append(drop, b)
 					}
 				}
@@ -926,6 +1020,12 @@ func (v *Vault) apply(ctx context.Context, s *vaultState, confirmed uint64, conf
 			}
 		}
 		for _, m := range mine {
+			if m.rd.purgeRows {
+				if err := tx.DeleteItem(s.id, m.rd.id, m.rd.blobs); err != nil {
+					return err
+				}
+				cur[m.rd.id] = nil
+			}
 			if m.rd.it != nil { // a merged or resurrected revision
 				if c := cur[m.rd.id]; c != nil {
 					if err := tx.PutHistory(*c); err != nil {
@@ -970,11 +1070,30 @@ func (v *Vault) apply(ctx context.Context, s *vaultState, confirmed uint64, conf
 	}
 	for _, m := range mine {
 		s.index[m.rd.id] = m.info
+		if m.rd.op == vlog.OpPurge {
+			delete(s.views, m.rd.id)
+		}
 		if m.rd.it != nil {
 			s.views[m.rd.id] = overviewOf(s.id, *m.rd.it)
 		}
 	}
 	return nil
+}
+
+// sealRedo seals it as revision rev of item id, for a rebase.
+func (v *Vault) sealRedo(s *vaultState, id string, rev uint64, it item.Item, now time.Time) (redo, error) {
+	it.ID = id
+	pt, err := encodeItem(withoutRevision(it))
+	if err != nil {
+		return redo{}, err
+	}
+	payload, err := envelope.Seal(v.opts.Rand, s.key, itemContext(v.acct.Account, s.id, id, rev), pt)
+	wipeBytes(pt)
+	if err != nil {
+		return redo{}, err
+	}
+	it.Revision = rev
+	return redo{op: vlog.OpPut, id: id, rev: rev, payload: payload, time: now.UnixMilli(), it: &it}, nil
 }
 
 // rowAt returns the stored row of an item's revision (current or history),
@@ -1085,44 +1204,59 @@ func (v *Vault) push(ctx context.Context, r remote.Remote, s *vaultState, confir
 			return pushed, err
 		}
 		decoded := make([]*vlog.Entry, len(rows))
-		purgedLater := map[string]bool{}
 		for i, row := range rows {
 			e, err := vlog.DecodeBody(row.Body)
 			if err != nil {
 				return pushed, tampered("log entry %d: %v", row.Seq, err)
 			}
 			decoded[i] = e
-			if e.Op == vlog.OpPurge {
-				purgedLater[e.Item] = true
-			}
 		}
+		later := func(i int, op byte, id string) bool {
+			return slices.ContainsFunc(decoded[i+1:], func(e *vlog.Entry) bool { return e.Op == op && e.Item == id })
+		}
+		// A batch ends at about a third of the body limit, never between a
+		// put sent without payload and the purge that explains it, and
+		// right after a purge that a later put of the same item follows
+		// (the remote deletes the item's blobs at the purge, so that put's
+		// blobs go up with the next batch).
 		entries := make([]api.Entry, 0, len(rows))
-		size := 0
+		open := map[string]bool{} // items whose payload-less put awaits its purge
+		size, cut := 0, len(rows)
 		for i, row := range rows {
-			if size > api.MaxJSONBody/3 {
-				rows = rows[:i]
+			if size > api.MaxJSONBody/3 && len(open) == 0 && len(entries) > 0 {
+				cut = i
 				break
 			}
 			e := decoded[i]
 			ae := api.Entry{Body: row.Body, Sig: row.Sig}
-			if e.Op == vlog.OpPut {
+			switch e.Op {
+			case vlog.OpPut:
 				ir, err := v.rowAt(s, e.Item, e.Revision)
 				if err != nil {
 					return pushed, err
 				}
-				if ir == nil && !purgedLater[e.Item] {
-					return pushed, tampered("item %s revision %d is in the log but its row is gone", e.Item, e.Revision)
-				}
-				if ir != nil {
+				if ir == nil {
+					if !later(i, vlog.OpPurge, e.Item) {
+						return pushed, fmt.Errorf("item %s revision %d was purged more than %d unsent changes later: its purge must be sent in the same batch, which the remote's limit does not allow; report this", e.Item, e.Revision, api.MaxAppend)
+					}
+					open[e.Item] = true
+				} else {
 					ae.Payload = ir.Payload
 					if err := v.pushBlobs(ctx, r, s, *ir); err != nil {
 						return pushed, err
 					}
 				}
+			case vlog.OpPurge:
+				delete(open, e.Item)
 			}
 			entries = append(entries, ae)
 			size += len(ae.Body) + len(ae.Sig) + len(ae.Payload)
+			if e.Op == vlog.OpPurge && len(open) == 0 && later(i, vlog.OpPut, e.Item) {
+				cut = i + 1
+				break
+			}
 		}
+		rows = rows[:cut]
 		head, err := r.Push(ctx, s.id, base, entries)
 		if err != nil {
 			return pushed, fmt.Errorf("send vault %s entries %d..%d: %w", s.id, base+1, base+uint64(len(entries)), err)

@@ -38,6 +38,9 @@ type syncRecord struct {
 	Session []byte `json:"session,omitempty"`
 	// Epoch is the account-document epoch last verified on the remote.
 	Epoch uint64 `json:"epoch"`
+	// KDF is that document's KDF header: what the remote's prelogin must
+	// answer (same salts, not weaker).
+	KDF []byte `json:"kdf,omitempty"`
 	// DocDirty: the local account record changed (password, recovery,
 	// devices) and the remote has not accepted the new document yet.
 	DocDirty bool `json:"doc_dirty,omitempty"`
