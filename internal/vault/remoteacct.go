@@ -121,6 +121,22 @@ func (v *Vault) Register(ctx context.Context, r remote.Remote, t RemoteTarget, p
 		Document: v.document(&rec),
 		Device:   api.DeviceHello{ID: v.device.ID, Platform: t.Platform},
 	})
+	if errors.Is(err, remote.ErrExists) {
+		// A retry after a registration whose answer was lost: the same
+		// login key must log in, and the account there must be this one,
+		// unchanged.
+		if lerr := r.Login(ctx, api.LoginRequest{Email: t.Email, LoginKey: lk, Device: api.DeviceHello{ID: v.device.ID, Platform: t.Platform}}); lerr != nil {
+			return "", fmt.Errorf("register on %s: %w (and this vault's password and Secret Key do not log in to it)", t.URL, err)
+		}
+		acc, aerr := r.Account(ctx)
+		if aerr != nil {
+			return "", fmt.Errorf("register on %s: %w", t.URL, aerr)
+		}
+		if acc.Account != rec.Account || acc.Epoch != 1 || !bytes.Equal(acc.Document, v.document(&rec)) {
+			return "", fmt.Errorf("register on %s: %w: it holds another account or a changed one; log in instead", t.URL, err)
+		}
+		err = nil
+	}
 	if err != nil {
 		return "", fmt.Errorf("register on %s: %w", t.URL, err)
 	}

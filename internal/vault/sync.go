@@ -75,6 +75,88 @@ func (v *Vault) Sync(ctx context.Context, r remote.Remote) (*SyncResult, error) 
 	return res, err
 }
 
+// AcceptReset is the explicit user action that accepts a remote which lost
+// recent data (restored from a backup): where the remote's document epoch
+// or a vault's log head is below what this device verified, and what the
+// remote still holds is a prefix of what this device has, the pins move
+// back to the remote's state so that the next sync sends the rest again.
+// A remote whose log differs from this device's (a fork) is still refused.
+// It changes only the sync record; call Sync next.
+func (v *Vault) AcceptReset(ctx context.Context, r remote.Remote) ([]string, error) {
+	if err := v.refresh(ctx); err != nil {
+		return nil, err
+	}
+	rec, err := v.readSync()
+	if err != nil {
+		return nil, err
+	}
+	if rec == nil {
+		return nil, ErrNoRemote
+	}
+	var notes []string
+	acc, err := r.Account(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("fetch the account document: %w", err)
+	}
+	doc, err := v.parseDocument(acc.Document)
+	if err != nil {
+		return nil, err
+	}
+	if doc.Epoch != acc.Epoch {
+		return nil, remoteTampered("the account document says epoch %d but the remote says %d", doc.Epoch, acc.Epoch)
+	}
+	if acc.Epoch < rec.Epoch {
+		notes = append(notes, fmt.Sprintf("account document: the remote is at epoch %d, this device had verified %d; this device's document will be sent again", acc.Epoch, rec.Epoch))
+		rec.Epoch, rec.DocDirty, rec.KDF = acc.Epoch, true, bytes.Clone(acc.KDF)
+	}
+	for _, id := range v.order {
+		pinSeq, _ := rec.pin(id)
+		page, err := r.Pull(ctx, id, pinSeq)
+		if err != nil {
+			return nil, fmt.Errorf("fetch vault %s log: %w", id, err)
+		}
+		h := page.Head
+		if h >= pinSeq {
+			continue
+		}
+		if h == 0 {
+			g := genesis(id)
+			rec.setPin(id, 0, g[:])
+		} else {
+			prev, err := r.Pull(ctx, id, h-1)
+			if err != nil {
+				return nil, fmt.Errorf("fetch vault %s log: %w", id, err)
+			}
+			if len(prev.Entries) == 0 {
+				return nil, remoteTampered("vault %s: the remote says its log has %d entries but serves none at %d", id, h, h)
+			}
+			local, err := v.st.LogBody(id, h)
+			if err != nil {
+				return nil, err
+			}
+			if !bytes.Equal(local, prev.Entries[0].Body) {
+				return nil, remoteTampered("vault %s: the remote's entry %d differs from this device's: it is a fork, not a reset; nothing was changed", id, h)
+			}
+			e, err := vlog.DecodeBody(local)
+			if err != nil {
+				return nil, tampered("log entry %d: %v", h, err)
+			}
+			hash := vlog.Next(e.Prev, local)
+			rec.setPin(id, h, hash[:])
+		}
+		notes = append(notes, fmt.Sprintf("vault %s: the remote has %d log entries, this device had verified %d; the missing ones will be sent again", id, h, pinSeq))
+	}
+	if len(notes) == 0 {
+		return []string{"the remote has everything this device verified: nothing to accept"}, nil
+	}
+	raw := v.encodeSync(rec)
+	if err := v.st.Update(ctx, func(tx *store.Tx) error { return tx.PutSyncRecord(raw) }); err != nil {
+		return nil, err
+	}
+	v.seenOwnWrite()
+	return notes, nil
+}
+
 // syncDocument brings the account document and the local account record
 // together (§13.3).
 func (v *Vault) syncDocument(ctx context.Context, r remote.Remote, res *SyncResult) error {

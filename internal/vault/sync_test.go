@@ -2,6 +2,7 @@ package vault
 
 import (
 	"errors"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -282,4 +283,39 @@ type vaultWithKey struct {
 func newVaultWithKey(t *testing.T) (vaultWithKey, string) {
 	v, path, c := newVault(t)
 	return vaultWithKey{v: v, rk: c.RecoveryKey}, path
+}
+
+func TestSyncAcceptReset(t *testing.T) {
+	// The remote is restored from a backup: sync refuses the rollback
+	// until the user accepts the reset, and then sends what it lost.
+	a, _, r := syncPair(t)
+	dir := r.(*folder.Folder).Dir()
+	backup := t.TempDir() + "/backup"
+	if err := os.CopyFS(backup, os.DirFS(dir)); err != nil {
+		t.Fatal(err)
+	}
+	addLogin(t, a, "AfterBackup", "x")
+	if err := a.ChangePassword(ctx, []byte(syncPassword), []byte(syncPassword), kdf.Params{}); err != nil {
+		t.Fatal(err)
+	}
+	mustSync(t, a, r)
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.CopyFS(dir, os.DirFS(backup)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Sync(ctx, r); !errors.Is(err, ErrRemoteTampered) || !strings.Contains(err.Error(), "rolled it back") {
+		t.Fatalf("sync against the restored remote: %v", err)
+	}
+	notes, err := a.AcceptReset(ctx, r)
+	if err != nil || len(notes) != 2 {
+		t.Fatalf("accept reset: %v %q", err, notes)
+	}
+	mustSync(t, a, r)
+	sk, _ := a.SecretKey(ctx)
+	c := join(t, r, RemoteTarget{Name: "nas", Kind: RemoteFolder, URL: dir, Email: "alice@example.com"}, sk)
+	if got := titles(t, c); !slices.Contains(got, "AfterBackup") {
+		t.Fatalf("new device after the reset: %v", got)
+	}
 }
