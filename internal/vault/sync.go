@@ -642,17 +642,17 @@ func (v *Vault) pull(ctx context.Context, r remote.Remote, s *vaultState, pinSeq
 			case vlog.OpPut:
 				want := st.revision + 1
 				if ent.Revision != want {
-					return nil, remoteTampered("vault %s entry %d writes revision %d of item %s, expected %d: a revision was dropped, replayed or reordered", s.id, seq, ent.Revision, ent.Item, want)
+					return nil, remoteTampered("vault %s entry %d writes revision %d of item %s, expected %d: a revision was dropped, replayed or reordered", s.id, seq, ent.Revision, sanitize(ent.Item), want)
 				}
 				if e.Payload == nil {
 					missing[ent.Item] = seq
 				} else if subtle.ConstantTimeCompare(vlog.PayloadDigest(e.Payload), ent.Digest[:]) != 1 {
-					return nil, remoteTampered("vault %s entry %d: item %s's ciphertext is not the one the entry signed: it was swapped or modified", s.id, seq, ent.Item)
+					return nil, remoteTampered("vault %s entry %d: item %s's ciphertext is not the one the entry signed: it was swapped or modified", s.id, seq, sanitize(ent.Item))
 				}
 				states[ent.Item] = itemState{revision: ent.Revision, exists: true}
 			case vlog.OpPurge:
 				if !st.exists || st.purged || ent.Revision != st.revision {
-					return nil, remoteTampered("vault %s entry %d purges item %s at revision %d, which is not its current state", s.id, seq, ent.Item, ent.Revision)
+					return nil, remoteTampered("vault %s entry %d purges item %s at revision %d, which is not its current state", s.id, seq, sanitize(ent.Item), ent.Revision)
 				}
 				if e.Payload != nil {
 					return nil, remoteTampered("vault %s entry %d: a purge carries a payload", s.id, seq)
@@ -672,7 +672,7 @@ func (v *Vault) pull(ctx context.Context, r remote.Remote, s *vaultState, pinSeq
 		}
 	}
 	for id, seq := range missing {
-		return nil, remoteTampered("vault %s entry %d: the remote withheld item %s's ciphertext", s.id, seq, id)
+		return nil, remoteTampered("vault %s entry %d: the remote withheld item %s's ciphertext", s.id, seq, sanitize(id))
 	}
 	return out, nil
 }
