@@ -122,13 +122,8 @@ func (a *app) loginsCommand() *cobra.Command {
 		Short: "Show the account's login history on the server, newest first",
 		Args:  cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			sc, err := a.unlocked()
+			list, err := callAgent[[]api.Login](a, service.OpLogins, nil)
 			if err != nil {
-				return err
-			}
-			defer sc.C.Close()
-			var list []api.Login
-			if err := sc.C.Call(a.ctx, service.OpLogins, nil, &list); err != nil {
 				return err
 			}
 			if a.jsonOut {
@@ -194,15 +189,10 @@ func (a *app) register(f *remoteFlags) error {
 	} else if err := a.unlockWith(pw, ""); err != nil {
 		return err
 	}
-	sc, err := a.unlocked()
-	if err != nil {
-		return err
-	}
-	defer sc.C.Close()
-	var out service.Registered
-	if err := sc.C.Call(a.ctx, service.OpAccountRegister, service.RegisterArgs{
+	out, err := callAgent[service.Registered](a, service.OpAccountRegister, service.RegisterArgs{
 		Name: f.name, URL: f.server, Fingerprint: fp, Email: strings.TrimSpace(f.email), Password: pw, Manual: f.manual,
-	}, &out); err != nil {
+	})
+	if err != nil {
 		return err
 	}
 	if a.jsonOut {
@@ -272,13 +262,8 @@ On a device that has the vault already, log in again when the session ended.`,
 				if err := a.unlockWith(pw, ""); err != nil {
 					return err
 				}
-				sc, err := a.unlocked()
+				st, err := callAgent[service.AccountStatus](a, service.OpAccountLogin, service.LoginArgs{Password: pw, TOTP: totp, RecoveryCode: recoveryCode})
 				if err != nil {
-					return err
-				}
-				defer sc.C.Close()
-				var st service.AccountStatus
-				if err := sc.C.Call(a.ctx, service.OpAccountLogin, service.LoginArgs{Password: pw, TOTP: totp, RecoveryCode: recoveryCode}, &st); err != nil {
 					return err
 				}
 				if a.jsonOut {
@@ -385,13 +370,8 @@ func (a *app) logoutCommand() *cobra.Command {
 		Short: "End this device's session on the server (local data stays)",
 		Args:  cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			sc, err := a.unlocked()
+			st, err := callAgent[service.AccountStatus](a, service.OpAccountLogout, nil)
 			if err != nil {
-				return err
-			}
-			defer sc.C.Close()
-			var st service.AccountStatus
-			if err := sc.C.Call(a.ctx, service.OpAccountLogout, nil, &st); err != nil {
 				return err
 			}
 			if a.jsonOut {
@@ -409,13 +389,8 @@ func (a *app) accountStatusCommand() *cobra.Command {
 		Short: "Show the remote, this device and what waits to be sent",
 		Args:  cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			sc, err := a.unlocked()
+			st, err := callAgent[service.AccountStatus](a, service.OpAccountStatus, nil)
 			if err != nil {
-				return err
-			}
-			defer sc.C.Close()
-			var st service.AccountStatus
-			if err := sc.C.Call(a.ctx, service.OpAccountStatus, nil, &st); err != nil {
 				return err
 			}
 			if a.jsonOut {
@@ -448,13 +423,8 @@ func (a *app) secretKeyCommand() *cobra.Command {
 		Short: "Print the account's Secret Key (needed with the password on a new device)",
 		Args:  cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			sc, err := a.unlocked()
+			sk, err := callAgent[service.SecretKey](a, service.OpSecretKey, nil)
 			if err != nil {
-				return err
-			}
-			defer sc.C.Close()
-			var sk service.SecretKey
-			if err := sc.C.Call(a.ctx, service.OpSecretKey, nil, &sk); err != nil {
 				return err
 			}
 			if a.jsonOut {
@@ -604,13 +574,8 @@ func (a *app) deviceCommand() *cobra.Command {
 		Short: "List the devices the server knows for the account",
 		Args:  cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			sc, err := a.unlocked()
+			list, err := callAgent[[]api.Device](a, service.OpDevices, nil)
 			if err != nil {
-				return err
-			}
-			defer sc.C.Close()
-			var list []api.Device
-			if err := sc.C.Call(a.ctx, service.OpDevices, nil, &list); err != nil {
 				return err
 			}
 			if a.jsonOut {
@@ -636,12 +601,7 @@ func (a *app) deviceCommand() *cobra.Command {
 		Short: "Revoke a device: its sessions end and it cannot log in again",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
-			sc, err := a.unlocked()
-			if err != nil {
-				return err
-			}
-			defer sc.C.Close()
-			if err := sc.C.Call(a.ctx, service.OpDeviceRevoke, service.DeviceArgs{ID: args[0]}, nil); err != nil {
+			if _, err := callAgent[struct{}](a, service.OpDeviceRevoke, service.DeviceArgs{ID: args[0]}); err != nil {
 				return err
 			}
 			if !a.jsonOut {
@@ -713,12 +673,7 @@ recovery codes are printed: keep them apart from your devices.`,
 			if dcode == "" && drecovery == "" {
 				return failf(ExitUsage, "pass --code CODE or --recovery-code CODE", "a current code or a recovery code is needed")
 			}
-			sc, err := a.unlocked()
-			if err != nil {
-				return err
-			}
-			defer sc.C.Close()
-			if err := sc.C.Call(a.ctx, service.OpTOTPDisable, service.TOTPArgs{Code: dcode, RecoveryCode: drecovery}, nil); err != nil {
+			if _, err := callAgent[struct{}](a, service.OpTOTPDisable, service.TOTPArgs{Code: dcode, RecoveryCode: drecovery}); err != nil {
 				return err
 			}
 			if !a.jsonOut {
@@ -740,13 +695,8 @@ func (a *app) conflictsCommand() *cobra.Command {
 		Short: "List items whose merge kept two values",
 		Args:  cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			sc, err := a.unlocked()
+			list, err := callAgent[[]vault.ConflictItem](a, service.OpConflicts, nil)
 			if err != nil {
-				return err
-			}
-			defer sc.C.Close()
-			var list []vault.ConflictItem
-			if err := sc.C.Call(a.ctx, service.OpConflicts, nil, &list); err != nil {
 				return err
 			}
 			if !reveal {
@@ -806,4 +756,16 @@ func (a *app) conflictsCommand() *cobra.Command {
 	}
 	c.AddCommand(resolve)
 	return c
+}
+
+// callAgent sends one op to the unlocked agent and decodes its result.
+func callAgent[T any](a *app, op string, args any) (T, error) {
+	var out T
+	sc, err := a.unlocked()
+	if err != nil {
+		return out, err
+	}
+	defer sc.C.Close()
+	err = sc.C.Call(a.ctx, op, args, &out)
+	return out, err
 }

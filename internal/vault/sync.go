@@ -276,12 +276,7 @@ func (v *Vault) adoptDocument(ctx context.Context, doc *accountRecord, rec *sync
 	fresh.DocDirty = pending != nil || ownPending
 	raw := setMAC(v.macKey, "account", &next, &next.MAC)
 	srec := v.encodeSync(fresh)
-	if err := v.st.Update(ctx, func(tx *store.Tx) error {
-		if err := tx.PutAccount(raw); err != nil {
-			return err
-		}
-		return tx.PutSyncRecord(srec)
-	}); err != nil {
+	if err := v.putAccountAndSync(ctx, raw, srec); err != nil {
 		return err
 	}
 	v.acct = &next
@@ -291,6 +286,16 @@ func (v *Vault) adoptDocument(ctx context.Context, doc *accountRecord, rec *sync
 		return err
 	}
 	return nil
+}
+
+// putAccountAndSync replaces the account and sync records together.
+func (v *Vault) putAccountAndSync(ctx context.Context, account, sync []byte) error {
+	return v.st.Update(ctx, func(tx *store.Tx) error {
+		if err := tx.PutAccount(account); err != nil {
+			return err
+		}
+		return tx.PutSyncRecord(sync)
+	})
 }
 
 // pinnedKDF is the KDF header of the last account document this device
@@ -375,12 +380,7 @@ func (v *Vault) pushDocument(ctx context.Context, r remote.Remote) error {
 	next.MAC = nil
 	raw := setMAC(v.macKey, "account", &next, &next.MAC)
 	srec := v.encodeSync(rec)
-	if err := v.st.Update(ctx, func(tx *store.Tx) error {
-		if err := tx.PutAccount(raw); err != nil {
-			return err
-		}
-		return tx.PutSyncRecord(srec)
-	}); err != nil {
+	if err := v.putAccountAndSync(ctx, raw, srec); err != nil {
 		return err
 	}
 	v.acct = &next
