@@ -15,6 +15,9 @@ import (
 	"github.com/safehold/safehold/internal/remote/httpremote"
 	"github.com/safehold/safehold/internal/remote/remotetest"
 	"github.com/safehold/safehold/internal/server"
+	"github.com/safehold/safehold/internal/server/storage"
+	"github.com/safehold/safehold/internal/server/storage/postgres"
+	"github.com/safehold/safehold/internal/server/storage/postgres/pgtest"
 	"github.com/safehold/safehold/internal/server/storage/sqlite"
 	"github.com/safehold/safehold/internal/totp"
 )
@@ -23,11 +26,17 @@ import (
 // returns its address and certificate fingerprint.
 func startServer(t *testing.T) (url, fingerprint string) {
 	t.Helper()
-	dir := t.TempDir()
-	st, err := sqlite.Open(filepath.Join(dir, "safehold.db"))
+	st, err := sqlite.Open(filepath.Join(t.TempDir(), "safehold.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	return serveStore(t, st)
+}
+
+// serveStore runs a real server on st (closed at the end).
+func serveStore(t *testing.T, st storage.Store) (url, fingerprint string) {
+	t.Helper()
+	dir := t.TempDir()
 	t.Cleanup(func() { st.Close() })
 	srv, err := server.New(server.Config{
 		Store:   st,
@@ -59,6 +68,24 @@ func TestConformance(t *testing.T) {
 	if err != nil || got != fp {
 		t.Fatalf("Probe = %q, %v; want the server's fingerprint %q", got, err, fp)
 	}
+	remotetest.Run(t, func(t *testing.T) remote.Remote {
+		c, err := httpremote.New(url, fp, httpremote.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	})
+}
+
+// TestConformancePostgres runs the same suite against a server on
+// PostgreSQL (skipped without one; CI=true makes that a failure).
+func TestConformancePostgres(t *testing.T) {
+	st, err := postgres.Open(t.Context(), pgtest.FreshSchema(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	url, fp := serveStore(t, st)
 	remotetest.Run(t, func(t *testing.T) remote.Remote {
 		c, err := httpremote.New(url, fp, httpremote.Options{})
 		if err != nil {

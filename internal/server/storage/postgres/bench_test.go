@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"github.com/safehold/safehold/internal/server/storage/postgres/pgtest"
 	"testing"
 
 	"github.com/safehold/safehold/internal/server/storage"
@@ -10,7 +11,7 @@ import (
 // BenchmarkSync runs with durable commits, as a server would.
 func BenchmarkSync(b *testing.B) {
 	storagetest.Benchmark(b, func(b *testing.B) storage.Store {
-		s, err := Open(b.Context(), newSchema(b, map[string]string{}))
+		s, err := Open(b.Context(), pgtest.NewSchema(b, map[string]string{}))
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -1,139 +1,15 @@
 package postgres
 
 import (
-	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
-	"net/url"
-	"os"
-	"os/user"
+	"github.com/safehold/safehold/internal/server/storage/postgres/pgtest"
 	"strings"
 	"sync"
 	"testing"
-	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/safehold/safehold/internal/server/storage"
 	"github.com/safehold/safehold/internal/server/storage/storagetest"
 )
-
-// The tests need a PostgreSQL server. By default they use the database
-// "test" on 127.0.0.1:5432 with trust authentication, as user postgres or
-// the current user; SAFE_TEST_POSTGRES=dsn names another. Each test works
-// in a fresh schema of its own, dropped at the end, so test binaries may
-// run side by side on one database. Without a server the tests skip, but
-// in CI (CI=true) they fail instead: CI must run them.
-
-var (
-	serverOnce sync.Once
-	serverDSN  string
-	serverErr  error
-)
-
-// server returns the DSN of a reachable test server, or skips (fails in
-// CI) if there is none.
-func server(t testing.TB) string {
-	t.Helper()
-	serverOnce.Do(func() {
-		var candidates []string
-		if dsn := os.Getenv("SAFE_TEST_POSTGRES"); dsn != "" {
-			candidates = []string{dsn}
-		} else {
-			users := []string{"postgres"}
-			if u, err := user.Current(); err == nil && u.Username != "postgres" {
-				users = append(users, u.Username)
-			}
-			for _, u := range users {
-				candidates = append(candidates, "host=127.0.0.1 port=5432 dbname=test sslmode=disable connect_timeout=5 user="+u)
-			}
-		}
-		var errs []error
-		for _, dsn := range candidates {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			conn, err := pgx.Connect(ctx, dsn)
-			if err == nil {
-				err = conn.Ping(ctx)
-				conn.Close(ctx)
-			}
-			cancel()
-			if err == nil {
-				serverDSN = dsn
-				return
-			}
-			errs = append(errs, err)
-		}
-		serverErr = errors.Join(errs...)
-	})
-	if serverErr != nil {
-		msg := "no PostgreSQL for the storage tests (want database \"test\" on 127.0.0.1:5432 with trust auth, or SAFE_TEST_POSTGRES=dsn): %v"
-		if os.Getenv("CI") == "true" {
-			t.Fatalf(msg, serverErr)
-		}
-		t.Skipf(msg, serverErr)
-	}
-	return serverDSN
-}
-
-// freshSchema creates an empty schema, dropped when the test ends, and
-// returns a DSN whose search_path is that schema. Its commits do not wait
-// for the disk (a test database need not survive a crash; this halves the
-// suite's time).
-func freshSchema(t testing.TB) string {
-	t.Helper()
-	return newSchema(t, map[string]string{"synchronous_commit": "off"})
-}
-
-// newSchema is freshSchema with the given run-time parameters.
-func newSchema(t testing.TB, params map[string]string) string {
-	t.Helper()
-	dsn := server(t)
-	var b [8]byte
-	rand.Read(b[:])
-	schema := "safe_test_" + hex.EncodeToString(b[:])
-	exec := func(ctx context.Context, sql string) error {
-		conn, err := pgx.Connect(ctx, dsn)
-		if err != nil {
-			return err
-		}
-		defer conn.Close(ctx)
-		_, err = conn.Exec(ctx, sql)
-		return err
-	}
-	if err := exec(t.Context(), "CREATE SCHEMA "+schema); err != nil {
-		t.Fatalf("create test schema: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := exec(ctx, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
-			t.Errorf("drop test schema %s: %v", schema, err)
-		}
-	})
-	params["search_path"] = schema
-	return withParams(t, dsn, params)
-}
-
-// withParams adds run-time parameters to dsn.
-func withParams(t testing.TB, dsn string, params map[string]string) string {
-	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
-		u, err := url.Parse(dsn)
-		if err != nil {
-			t.Fatalf("parse SAFE_TEST_POSTGRES: %v", err)
-		}
-		q := u.Query()
-		for k, v := range params {
-			q.Set(k, v)
-		}
-		u.RawQuery = q.Encode()
-		return u.String()
-	}
-	for k, v := range params {
-		dsn += " " + k + "=" + v
-	}
-	return dsn
-}
 
 func open(t *testing.T, dsn string) *Store {
 	t.Helper()
@@ -147,7 +23,7 @@ func open(t *testing.T, dsn string) *Store {
 
 func TestConformance(t *testing.T) {
 	storagetest.Run(t, func(t *testing.T) storage.Store {
-		return open(t, freshSchema(t))
+		return open(t, pgtest.FreshSchema(t))
 	})
 }
 
@@ -156,7 +32,7 @@ func TestConformance(t *testing.T) {
 // migrate.
 func TestShared(t *testing.T) {
 	storagetest.RunShared(t, func(t *testing.T) (storage.Store, storage.Store) {
-		dsn := freshSchema(t)
+		dsn := pgtest.FreshSchema(t)
 		var (
 			stores [2]*Store
 			errs   [2]error
@@ -179,7 +55,7 @@ func TestShared(t *testing.T) {
 }
 
 func TestConcurrentMigrate(t *testing.T) {
-	dsn := freshSchema(t)
+	dsn := pgtest.FreshSchema(t)
 	var wg sync.WaitGroup
 	errs := make([]error, 6)
 	for i := range errs {
@@ -209,7 +85,7 @@ func TestConcurrentMigrate(t *testing.T) {
 }
 
 func TestRefusesNewerSchema(t *testing.T) {
-	dsn := freshSchema(t)
+	dsn := pgtest.FreshSchema(t)
 	s := open(t, dsn)
 	if _, err := s.pool.Exec(t.Context(), `INSERT INTO schema_migrations (version) VALUES (999)`); err != nil {
 		t.Fatal(err)
@@ -232,7 +108,7 @@ func TestErrorsHidePassword(t *testing.T) {
 // An upload a crash left unfinished is deleted by a later Open once it is
 // old; a recent one (perhaps another process's, in progress) is kept.
 func TestDropsAbandonedUploads(t *testing.T) {
-	dsn := freshSchema(t)
+	dsn := pgtest.FreshSchema(t)
 	s := open(t, dsn)
 	ctx := t.Context()
 	a := storage.Account{ID: "a", Email: "a@example.com", KDF: make([]byte, 80), Verifier: make([]byte, 32), Document: []byte("d")}
