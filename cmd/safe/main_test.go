@@ -353,6 +353,8 @@ func cmdKeytext(ts *testscript.TestScript, neg bool, args []string) {
 }
 
 // cmdServerEnv waits for a server's --info-file and exports its address.
+// A script that starts a server again removes the file first, or this
+// reads the old one at once.
 func cmdServerEnv(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) != 1 {
 		ts.Fatalf("usage: serverenv FILE")
