@@ -182,8 +182,20 @@ func (a *app) register(f *remoteFlags) error {
 		return err
 	}
 	defer pw.Wipe()
+	if fp != "" {
+		// Check the pin before anything is created or sent.
+		seen, err := httpremote.Probe(a.ctx, f.server)
+		if err != nil {
+			return fmt.Errorf("reach %s: %w", f.server, err)
+		}
+		if seen != fp {
+			return withHint(ExitRemote, "compare the fingerprint with the one `safe serve` prints on the server; someone may be in between",
+				fmt.Errorf("the server %s presents certificate fingerprint %s, not the one given (%s)", f.server, seen, fp))
+		}
+	}
+	var recoveryKey string
 	if _, err := os.Stat(p.Vault); errors.Is(err, os.ErrNotExist) {
-		if err := a.createForRegister(p.Vault, pw); err != nil {
+		if recoveryKey, err = a.createForRegister(p.Vault, pw); err != nil {
 			return err
 		}
 	} else if err := a.unlockWith(pw, ""); err != nil {
@@ -196,7 +208,10 @@ func (a *app) register(f *remoteFlags) error {
 		return err
 	}
 	if a.jsonOut {
-		return a.printJSON(out)
+		return a.printJSON(struct {
+			service.Registered
+			RecoveryKey string `json:"recovery_key,omitempty"`
+		}{out, recoveryKey})
 	}
 	a.printf("Registered %s on %s.\n\n", f.email, out.Remote.URL)
 	a.printf("Your Secret Key:\n\n    %s\n\n", out.SecretKey)
@@ -210,10 +225,11 @@ func (a *app) register(f *remoteFlags) error {
 }
 
 // createForRegister makes a vault for an account registered from a fresh
-// home, like init.
-func (a *app) createForRegister(path string, pw secret.Bytes) error {
+// home, like init, and returns its Recovery Key (printed here unless the
+// output is JSON, where the caller includes it).
+func (a *app) createForRegister(path string, pw secret.Bytes) (string, error) {
 	if n := len([]rune(string(pw))); n < minPassword {
-		return failf(ExitInvalid, "", "the password has %d characters; use at least %d", n, minPassword)
+		return "", failf(ExitInvalid, "", "the password has %d characters; use at least %d", n, minPassword)
 	}
 	params := kdf.Defaults()
 	if a.insecureKDF() {
@@ -223,19 +239,17 @@ func (a *app) createForRegister(path string, pw secret.Bytes) error {
 	}
 	opts, err := a.vaultOptions()
 	if err != nil {
-		return err
+		return "", err
 	}
 	created, err := vault.Create(a.ctx, path, pw, params, opts)
 	if err != nil {
-		return err
+		return "", err
 	}
 	a.insecureWarning(params.InsecureTest)
 	if !a.jsonOut {
 		a.printf("Created a vault at %s\n\nYour Recovery Key (shown only this once):\n\n    %s\n\n", created.Path, created.RecoveryKey)
-	} else {
-		fmt.Fprintf(a.env.Stderr, "{\"recovery_key\": %q}\n", created.RecoveryKey)
 	}
-	return a.unlockWith(pw, "")
+	return created.RecoveryKey, a.unlockWith(pw, "")
 }
 
 func (a *app) loginCommand() *cobra.Command {

@@ -15,12 +15,12 @@ import (
 
 // UserInfo is one account as `safe admin users` shows it.
 type UserInfo struct {
-	Account  string
-	Email    string
-	Created  time.Time
-	Disabled bool
-	TOTP     bool
-	Usage    storage.Usage
+	Account  string        `json:"account"`
+	Email    string        `json:"email"`
+	Created  time.Time     `json:"created"`
+	Disabled bool          `json:"disabled"`
+	TOTP     bool          `json:"totp"`
+	Usage    storage.Usage `json:"usage"`
 }
 
 // Users lists every account with its usage.

@@ -231,7 +231,7 @@ func Join(ctx context.Context, path string, r remote.Remote, j JoinRequest, opts
 	lk := keys.LoginKey()
 	defer lk.Wipe()
 	if err := r.Login(ctx, api.LoginRequest{Email: j.Target.Email, LoginKey: lk, Device: api.DeviceHello{ID: deviceID, Platform: j.Target.Platform}, TOTP: j.TOTP, RecoveryCode: j.RecoveryCode}); err != nil {
-		return nil, fmt.Errorf("log in: %w", err)
+		return nil, err
 	}
 	acc, err := r.Account(ctx)
 	if err != nil {

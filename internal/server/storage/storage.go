@@ -118,11 +118,11 @@ type Entry struct {
 
 // Usage is what an account stores.
 type Usage struct {
-	Vaults   int
-	Entries  int64
-	Bytes    int64 // documents, records, entries, payloads and blobs
-	Devices  int
-	LastSeen time.Time
+	Vaults   int       `json:"vaults"`
+	Entries  int64     `json:"entries"`
+	Bytes    int64     `json:"bytes"` // documents, records, entries, payloads and blobs
+	Devices  int       `json:"devices"`
+	LastSeen time.Time `json:"last_seen,omitzero"`
 }
 
 // AccountSummary is one line of `safe admin users`.

@@ -133,4 +133,3 @@ func WithParams(t testing.TB, dsn string, params map[string]string) string {
 	}
 	return dsn
 }
-
