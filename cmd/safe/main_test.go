@@ -103,7 +103,9 @@ func TestScripts(t *testing.T) {
 			"totpcode":  cmdTOTPCode,
 			"secretkey": cmdSecretKey,
 			"grepall":   cmdGrepAll,
+			"pgschema":  cmdPGSchema,
 		},
+		Condition: condition,
 	}
 	if d, ok := t.Deadline(); ok {
 		p.Deadline = d.Add(-5 * time.Second)
