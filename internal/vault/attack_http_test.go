@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -16,6 +17,7 @@ import (
 	"testing"
 
 	"github.com/safehold/safehold/internal/api"
+	"github.com/safehold/safehold/internal/kdf"
 	"github.com/safehold/safehold/internal/remote"
 	"github.com/safehold/safehold/internal/remote/httpremote"
 	"github.com/safehold/safehold/internal/server"
@@ -173,5 +175,40 @@ func TestPreloginServer(t *testing.T) {
 	}
 	if l.logins.Load() != before {
 		t.Fatal("a login reached the server after refused parameters")
+	}
+}
+
+// TestServerLoginNeedsSecretKey: with the right password but without the
+// Secret Key, the login key a client derives is refused by the real
+// server, and with it the Master Key does not open.
+func TestServerLoginNeedsSecretKey(t *testing.T) {
+	a, _, ra, rb, _ := httpPair(t)
+	header, err := rb.Prelogin(ctx, "alice@example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hd, err := kdf.ParseHeader(header)
+	if err != nil {
+		t.Fatal(err)
+	}
+	noSK, err := kdf.DeriveWith([]byte(syncPassword), nil, hd.Params, hd.Salts, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer noSK.Wipe()
+	err = rb.Login(ctx, api.LoginRequest{Email: "alice@example.com", LoginKey: noSK.LoginKey(), Device: api.DeviceHello{ID: "zzzzzzzzzzzzzzzzzzzzzzzzzz", Platform: "x"}})
+	if !errors.Is(err, remote.ErrAuth) {
+		t.Fatalf("login without the Secret Key: %v", err)
+	}
+	acc, err := ra.Account(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc accountRecord
+	if err := decodeRecord(acc.Document, &doc); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := openWrap(noSK.KEK(), a.Account(), doc.PasswordWrap); err == nil {
+		t.Fatal("the password alone opened the Master Key")
 	}
 }
