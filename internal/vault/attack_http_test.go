@@ -196,7 +196,7 @@ func TestServerLoginNeedsSecretKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer noSK.Wipe()
-	err = rb.Login(ctx, api.LoginRequest{Email: "alice@example.com", LoginKey: noSK.LoginKey(), Device: api.DeviceHello{ID: "zzzzzzzzzzzzzzzzzzzzzzzzzz", Platform: "x"}})
+	err = rb.Login(ctx, api.LoginRequest{Email: "alice@example.com", LoginKey: noSK.LoginKey(), Device: api.DeviceHello{ID: "zzzzzzzzzzzzzzzzzzzzzzzzz0", Platform: "x"}})
 	if !errors.Is(err, remote.ErrAuth) {
 		t.Fatalf("login without the Secret Key: %v", err)
 	}
