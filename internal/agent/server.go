@@ -11,6 +11,8 @@ import (
 	"os"
 	"sync"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Handler executes requests. The server has already checked the peer, the
@@ -28,7 +30,10 @@ import (
 //     descriptor longer duplicates it.
 //   - Unless Options.Concurrent is set, calls are serialised: Handle and
 //     OnIdle never run at the same time.
-//   - ctx is cancelled when a shutdown gives up waiting.
+//   - ctx is cancelled when a shutdown gives up waiting; for an op in
+//     Options.InterruptibleOps also by an interrupt (context.Cause is
+//     ErrInterrupted) or when the client hangs up (ErrClientGone). Such a
+//     handler must then return promptly and leave its engine consistent.
 //   - A handler must not call Server.Shutdown synchronously (Shutdown waits
 //     for running handlers): start it in a goroutine.
 type Handler interface {
@@ -57,6 +62,22 @@ const (
 // ErrServerClosed is returned by Serve after Shutdown.
 var ErrServerClosed = errors.New("agent: server closed")
 
+// Causes with which the server cancels interruptible work (see
+// Options.InterruptibleOps). Both wrap context.Canceled.
+var (
+	// ErrInterrupted: an op of Options.InterruptOps arrived, the idle
+	// timeout expired or Shutdown began.
+	ErrInterrupted = fmt.Errorf("agent: interrupted: %w", context.Canceled)
+	// ErrClientGone: the client closed its connection while its request
+	// ran; nobody waits for the answer.
+	ErrClientGone = fmt.Errorf("agent: the client hung up: %w", context.Canceled)
+)
+
+// CodeInterrupted answers an interruptible request that an interrupt
+// cancelled before its handler started. Handlers may use it too for work
+// cut short the same way.
+const CodeInterrupted = "interrupted"
+
 // Options configure a Server. The zero value is usable.
 type Options struct {
 	// IdleTimeout is how long the server waits without a request that
@@ -64,12 +85,27 @@ type Options struct {
 	// DefaultIdleTimeout; negative disables the timer.
 	IdleTimeout time.Duration
 	// OnIdle is called once each time the idle timeout expires (the engine
-	// forgets its keys). It runs with the handler lock held. The timer is
-	// re-armed by the next resetting request.
+	// forgets its keys). It runs with the handler lock held, after
+	// Exclusive work has been interrupted. The timer is re-armed by the
+	// next resetting request. Shutdown waits for it, so it must not call
+	// Shutdown synchronously.
 	OnIdle func()
 	// PassiveOps lists the ops that do not reset the idle timer (for
 	// example "status"). Hello never resets it.
 	PassiveOps []string
+	// InterruptOps lists the ops that must not wait for long-running work
+	// (the vault service: lock and stop). When one arrives, before it waits
+	// for the handler lock, the server cancels the context of all
+	// interruptible work, running or waiting for the lock, with cause
+	// ErrInterrupted; work that arrives until the op has been handled is
+	// cancelled at once. An interrupt op should not itself be interruptible.
+	InterruptOps []string
+	// InterruptibleOps lists the ops whose context interrupts cancel (for
+	// example a sync, which waits on a remote that may never answer).
+	// Their context also ends (ErrClientGone) when the client closes the
+	// connection while the request runs. Exclusive work is always
+	// interruptible; the idle timeout and Shutdown interrupt too.
+	InterruptibleOps []string
 	// Concurrent lets requests from different connections run the handler
 	// at the same time. By default they are serialised by one mutex.
 	Concurrent bool
@@ -85,12 +121,14 @@ type Options struct {
 
 // Server serves a Handler on a Listener.
 type Server struct {
-	h         Handler
-	opts      Options
-	passive   map[string]bool
-	log       *slog.Logger
-	handlerMu sync.Mutex
-	idle      *idleTimer
+	h             Handler
+	opts          Options
+	passive       map[string]bool
+	interrupts    map[string]bool
+	interruptible map[string]bool
+	log           *slog.Logger
+	handlerMu     sync.Mutex
+	idle          *idleTimer
 
 	baseCtx context.Context
 	cancel  context.CancelFunc
@@ -100,7 +138,22 @@ type Server struct {
 	conns   map[*net.UnixConn]struct{}
 	closing bool
 	done    chan struct{} // closed when Shutdown begins
-	wg      sync.WaitGroup
+	// wg counts connections, Exclusive work and the idle action:
+	// everything Shutdown waits for.
+	wg sync.WaitGroup
+	// work holds the interruptible work running or waiting for the
+	// handler lock; interrupting counts interrupt ops not yet handled,
+	// idling idle actions not yet done (they interrupt Exclusive work
+	// only: no request runs when the idle timeout fires).
+	work         map[*work]struct{}
+	interrupting int
+	idling       int
+}
+
+// work is one piece of interruptible work.
+type work struct {
+	cancel     context.CancelCauseFunc
+	background bool // Exclusive
 }
 
 // NewServer returns a server for h.
@@ -119,15 +172,24 @@ func NewServer(h Handler, opts Options) *Server {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{
-		h:       h,
-		opts:    opts,
-		passive: map[string]bool{opHello: true},
-		log:     log,
-		conns:   map[*net.UnixConn]struct{}{},
-		done:    make(chan struct{}),
+		h:             h,
+		opts:          opts,
+		passive:       map[string]bool{opHello: true},
+		interrupts:    map[string]bool{},
+		interruptible: map[string]bool{},
+		log:           log,
+		conns:         map[*net.UnixConn]struct{}{},
+		done:          make(chan struct{}),
+		work:          map[*work]struct{}{},
 	}
 	for _, op := range opts.PassiveOps {
 		s.passive[op] = true
+	}
+	for _, op := range opts.InterruptOps {
+		s.interrupts[op] = true
+	}
+	for _, op := range opts.InterruptibleOps {
+		s.interruptible[op] = true
 	}
 	s.baseCtx, s.cancel = context.WithCancel(context.Background())
 	return s
@@ -266,7 +328,7 @@ func (s *Server) serveConn(c *net.UnixConn) {
 			return
 		}
 		files := r.take()
-		resp := s.call(req, files)
+		resp := s.call(c, req, files)
 		closeFiles(files)
 		if err := s.write(c, resp); err != nil {
 			return
@@ -319,18 +381,36 @@ type helloResult struct {
 }
 
 // call runs the handler for one request and builds the response.
-func (s *Server) call(req Request, files []*os.File) Response {
+func (s *Server) call(c *net.UnixConn, req Request, files []*os.File) Response {
 	passive := s.passive[req.Op]
 	if !passive && s.idle != nil {
 		s.idle.begin()
 		defer s.idle.end()
+	}
+	ctx := s.baseCtx
+	switch {
+	case s.interrupts[req.Op]:
+		// Before waiting for the handler lock, which the work may hold.
+		defer s.interrupt(true)()
+	case s.interruptible[req.Op]:
+		var cancel context.CancelCauseFunc
+		var done func()
+		ctx, cancel, done = s.startWork(false)
+		defer done()
+		defer watchPeer(c, func() { cancel(ErrClientGone) })()
 	}
 	if !s.opts.Concurrent {
 		s.handlerMu.Lock()
 		defer s.handlerMu.Unlock()
 	}
 	start := time.Now()
-	result, err := s.invoke(req, files)
+	var result any
+	var err error
+	if ctx.Err() != nil {
+		err = &Error{Code: CodeInterrupted, Message: "the request was interrupted before it started", Hint: "run it again"}
+	} else {
+		result, err = s.invoke(ctx, req, files)
+	}
 	resp := Response{ID: req.ID}
 	if err == nil && result != nil {
 		resp.Result, err = json.Marshal(result)
@@ -358,17 +438,126 @@ func (s *Server) call(req Request, files []*os.File) Response {
 	return resp
 }
 
-func (s *Server) invoke(req Request, files []*os.File) (result any, err error) {
+func (s *Server) invoke(ctx context.Context, req Request, files []*os.File) (result any, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			// The panic value may hold data from the request: do not log it.
 			result, err = nil, errors.New("handler panicked")
 		}
 	}()
-	return s.h.Handle(s.baseCtx, req, files)
+	return s.h.Handle(ctx, req, files)
 }
 
+// enter counts background work (Exclusive, the idle action) in the wait
+// group that Shutdown waits for; it reports false once Shutdown has begun.
+func (s *Server) enter() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return false
+	}
+	s.wg.Add(1)
+	return true
+}
+
+// startWork registers one piece of interruptible work and returns its
+// context, which is already cancelled when an interrupt is under way or
+// Shutdown has begun. done unregisters it.
+func (s *Server) startWork(background bool) (ctx context.Context, cancel context.CancelCauseFunc, done func()) {
+	ctx, cancel = context.WithCancelCause(s.baseCtx)
+	w := &work{cancel: cancel, background: background}
+	s.mu.Lock()
+	if s.closing || s.interrupting > 0 || background && s.idling > 0 {
+		cancel(ErrInterrupted)
+	} else {
+		s.work[w] = struct{}{}
+	}
+	s.mu.Unlock()
+	return ctx, cancel, func() {
+		s.mu.Lock()
+		delete(s.work, w)
+		s.mu.Unlock()
+		cancel(nil)
+	}
+}
+
+// interrupt cancels interruptible work (all of it, or only Exclusive
+// work) and keeps cancelling new work until the returned function is
+// called.
+func (s *Server) interrupt(all bool) (end func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if all {
+		s.interrupting++
+	} else {
+		s.idling++
+	}
+	s.cancelWorkLocked(all)
+	return func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if all {
+			s.interrupting--
+		} else {
+			s.idling--
+		}
+	}
+}
+
+func (s *Server) cancelWorkLocked(all bool) {
+	for w := range s.work {
+		if all || w.background {
+			w.cancel(ErrInterrupted)
+		}
+	}
+}
+
+// watchPeer calls gone if the client closes its end of c before stop is
+// called. A client sends nothing while it waits for an answer (§8.8 of
+// docs/design.md), so the connection stays quiet: when it becomes
+// readable, a peek tells a hang-up (end of stream or an error) from data
+// sent too early, which is left for the next read. stop ends the watch by
+// setting a past read deadline; the caller's next read sets its own.
+func watchPeer(c *net.UnixConn, gone func()) (stop func()) {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return func() {}
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		hungUp := false
+		var b [1]byte
+		err := rc.Read(func(fd uintptr) bool {
+			n, _, err := unix.Recvfrom(int(fd), b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+			for err == unix.EINTR {
+				n, _, err = unix.Recvfrom(int(fd), b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+			}
+			if err == unix.EAGAIN {
+				return false // wait until readable
+			}
+			hungUp = n == 0 || err != nil
+			return true
+		})
+		if err == nil && hungUp {
+			gone()
+		}
+	}()
+	return func() {
+		c.SetReadDeadline(time.Unix(1, 0))
+		<-done
+	}
+}
+
+// fireIdle runs the idle action. It interrupts Exclusive work first (a
+// background sync must not hold the keys past the idle timeout); no
+// request runs at that point, and one that arrives meanwhile wins.
 func (s *Server) fireIdle(it *idleTimer) {
+	if !s.enter() {
+		return
+	}
+	defer s.wg.Done()
+	defer s.interrupt(false)()
 	if !s.opts.Concurrent {
 		s.handlerMu.Lock()
 		defer s.handlerMu.Unlock()
@@ -401,9 +590,12 @@ func writeResponse(w io.Writer, resp Response) error {
 }
 
 // Shutdown stops the server gracefully: it closes the listener (removing
-// the socket), lets running requests finish and answer, and closes every
-// connection. If ctx ends first it closes the connections, cancels the
-// handlers' context and returns ctx's error. OnIdle is not called.
+// the socket), interrupts interruptible work (Options.InterruptibleOps and
+// Exclusive work), lets running requests and Exclusive work finish and
+// requests answer, and closes every connection. Exclusive work and idle
+// actions that have not started by then never run. If ctx ends first it
+// closes the connections, cancels the handlers' context and returns ctx's
+// error. OnIdle is not called.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	if s.closing {
@@ -415,6 +607,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if s.idle != nil {
 		s.idle.stop()
 	}
+	s.cancelWorkLocked(true)
 	var err error
 	if s.l != nil {
 		err = s.l.Close()
@@ -527,11 +720,25 @@ func (it *idleTimer) stop() {
 
 // Exclusive runs fn as the handler's only user, as a request would, without
 // counting as activity for the idle timer: for background work such as an
-// automatic sync.
-func (s *Server) Exclusive(fn func()) {
+// automatic sync. It reports whether fn ran. Shutdown waits for it like
+// for a request; once Shutdown has begun, or when an interrupt comes
+// before fn could start, fn does not run. fn's context is cancelled (cause
+// ErrInterrupted) by interrupt ops, the idle timeout and Shutdown, and
+// fn must then return promptly.
+func (s *Server) Exclusive(fn func(ctx context.Context)) bool {
+	if !s.enter() {
+		return false
+	}
+	defer s.wg.Done()
+	ctx, _, done := s.startWork(true)
+	defer done()
 	if !s.opts.Concurrent {
 		s.handlerMu.Lock()
 		defer s.handlerMu.Unlock()
 	}
-	fn()
+	if ctx.Err() != nil {
+		return false
+	}
+	fn(ctx)
+	return true
 }

@@ -913,3 +913,208 @@ func BenchmarkDial(b *testing.B) {
 		c.Close()
 	}
 }
+
+func TestExclusiveAndShutdown(t *testing.T) {
+	srv, _ := serve(t, HandlerFunc(testHandler), Options{})
+	entered := make(chan context.Context, 1)
+	release := make(chan struct{})
+	ran := make(chan bool, 1)
+	go func() {
+		ran <- srv.Exclusive(func(ctx context.Context) {
+			entered <- ctx
+			<-release // ignores ctx: Shutdown must still wait
+		})
+	}()
+	ctx := <-entered
+	shut := make(chan error, 1)
+	go func() { shut <- srv.Shutdown(context.Background()) }()
+	select {
+	case <-ctx.Done():
+		if cause := context.Cause(ctx); !errors.Is(cause, ErrInterrupted) {
+			t.Fatalf("cause %v, want ErrInterrupted", cause)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("Shutdown did not interrupt the Exclusive work")
+	}
+	select {
+	case err := <-shut:
+		t.Fatalf("Shutdown returned %v while Exclusive work ran", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(release)
+	if err := <-shut; err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	if !<-ran {
+		t.Fatal("Exclusive reported that fn did not run")
+	}
+	if srv.Exclusive(func(context.Context) { t.Error("Exclusive work ran after Shutdown") }) {
+		t.Fatal("Exclusive after Shutdown reported that it ran")
+	}
+}
+
+// interruptHandler: "sync" waits for its context, "lock" is an interrupt
+// op that waits for unblock (when set) while holding the handler lock,
+// "get" is neither.
+type interruptHandler struct {
+	syncs   atomic.Int32
+	started chan context.Context
+	unblock chan struct{}
+	inLock  chan struct{}
+}
+
+func newInterruptHandler() *interruptHandler {
+	return &interruptHandler{started: make(chan context.Context, 4), inLock: make(chan struct{}, 4)}
+}
+
+func (h *interruptHandler) Handle(ctx context.Context, req Request, files []*os.File) (any, error) {
+	switch req.Op {
+	case "sync":
+		h.syncs.Add(1)
+		h.started <- ctx
+		select {
+		case <-ctx.Done():
+			return nil, &Error{Code: CodeInterrupted, Message: context.Cause(ctx).Error()}
+		case <-time.After(5 * time.Second):
+			return nil, &Error{Code: "not_interrupted", Message: "the sync ran to its end"}
+		}
+	case "quick":
+		return "ok", nil
+	case "lock":
+		h.inLock <- struct{}{}
+		if h.unblock != nil {
+			<-h.unblock
+		}
+		return "locked", nil
+	}
+	return "got", nil
+}
+
+var interruptOpts = Options{InterruptOps: []string{"lock"}, InterruptibleOps: []string{"sync", "quick"}}
+
+func TestInterruptCancelsRunningWork(t *testing.T) {
+	h := newInterruptHandler()
+	srv, path := serve(t, h, interruptOpts)
+	a, b := dial(t, path), dial(t, path)
+	syncErr := make(chan error, 1)
+	go func() { syncErr <- a.Call(context.Background(), "sync", nil, nil) }()
+	ctx := <-h.started
+
+	start := time.Now()
+	var s string
+	if err := b.Call(context.Background(), "lock", nil, &s); err != nil || s != "locked" {
+		t.Fatalf("lock = %q, %v", s, err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("lock waited %v for the running sync", d)
+	}
+	if cause := context.Cause(ctx); !errors.Is(cause, ErrInterrupted) || !errors.Is(cause, context.Canceled) {
+		t.Fatalf("sync's cause = %v", cause)
+	}
+	if err := <-syncErr; !errors.Is(err, &Error{Code: CodeInterrupted}) {
+		t.Fatalf("sync = %v", err)
+	}
+
+	// Exclusive work is interrupted the same way.
+	ran := make(chan bool, 1)
+	go func() { ran <- srv.Exclusive(func(ctx context.Context) { h.started <- ctx; <-ctx.Done() }) }()
+	<-h.started
+	if err := b.Call(context.Background(), "lock", nil, &s); err != nil {
+		t.Fatal(err)
+	}
+	if !<-ran {
+		t.Fatal("Exclusive work did not run")
+	}
+
+	// Requests of other ops are not interrupted; the connections work on.
+	if err := a.Call(context.Background(), "get", nil, &s); err != nil || s != "got" {
+		t.Fatalf("get after an interrupt = %q, %v", s, err)
+	}
+}
+
+func TestInterruptCancelsQueuedWork(t *testing.T) {
+	h := newInterruptHandler()
+	h.unblock = make(chan struct{})
+	srv, path := serve(t, h, interruptOpts)
+	a, b := dial(t, path), dial(t, path)
+	lockErr := make(chan error, 1)
+	go func() { lockErr <- b.Call(context.Background(), "lock", nil, nil) }()
+	<-h.inLock // the lock holds the handler lock
+
+	// A sync and Exclusive work arriving meanwhile never start.
+	syncErr := make(chan error, 1)
+	go func() { syncErr <- a.Call(context.Background(), "sync", nil, nil) }()
+	ran := make(chan bool, 1)
+	go func() { ran <- srv.Exclusive(func(context.Context) {}) }()
+	time.Sleep(50 * time.Millisecond)
+	close(h.unblock)
+	if err := <-lockErr; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-syncErr; !errors.Is(err, &Error{Code: CodeInterrupted}) {
+		t.Fatalf("queued sync = %v", err)
+	}
+	if <-ran {
+		t.Fatal("queued Exclusive work ran after the interrupt")
+	}
+	if n := h.syncs.Load(); n != 0 {
+		t.Fatalf("the sync handler ran %d times", n)
+	}
+
+	// Once the interrupt is handled, interruptible work runs again, and
+	// a connection whose interruptible request ended keeps working.
+	var s string
+	for range 3 {
+		if err := a.Call(context.Background(), "quick", nil, &s); err != nil || s != "ok" {
+			t.Fatalf("quick = %q, %v", s, err)
+		}
+	}
+	if !srv.Exclusive(func(context.Context) {}) {
+		t.Fatal("Exclusive work refused after the interrupt")
+	}
+}
+
+func TestClientHangUpCancelsInterruptible(t *testing.T) {
+	h := newInterruptHandler()
+	_, path := serve(t, h, interruptOpts)
+	c := dial(t, path)
+	go c.Call(context.Background(), "sync", nil, nil)
+	ctx := <-h.started
+	c.Close()
+	select {
+	case <-ctx.Done():
+		if cause := context.Cause(ctx); !errors.Is(cause, ErrClientGone) {
+			t.Fatalf("cause %v, want ErrClientGone", cause)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("hanging up did not cancel the request")
+	}
+}
+
+func TestIdleInterruptsExclusive(t *testing.T) {
+	const timeout = 100 * time.Millisecond
+	idle := make(chan time.Time, 10)
+	srv, _ := serve(t, HandlerFunc(testHandler), Options{IdleTimeout: timeout, OnIdle: func() { idle <- time.Now() }})
+	interrupted := make(chan error, 1)
+	ran := srv.Exclusive(func(ctx context.Context) {
+		// Exclusive work is no activity: the timer, armed when Serve
+		// started, fires during it.
+		select {
+		case <-ctx.Done():
+			interrupted <- context.Cause(ctx)
+		case <-time.After(5 * time.Second):
+			interrupted <- errors.New("not interrupted")
+		}
+	})
+	if !ran {
+		t.Fatal("Exclusive work did not run")
+	}
+	if err := <-interrupted; !errors.Is(err, ErrInterrupted) {
+		t.Fatalf("Exclusive work: %v", err)
+	}
+	select {
+	case <-idle:
+	case <-time.After(2 * time.Second):
+		t.Fatal("OnIdle not called after the interrupted work")
+	}
+}

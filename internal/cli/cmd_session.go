@@ -670,7 +670,10 @@ func (a *app) runAgent(timeout time.Duration) error {
 	ctx, cancel := signal.NotifyContext(a.ctx, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer cancel()
 	h := &service.Handler{V: v, IdleTimeout: timeout, Stop: cancel, LockedMemory: keys.locked}
-	srv := agent.NewServer(h, agent.Options{IdleTimeout: timeout, OnIdle: h.OnIdle, PassiveOps: service.PassiveOps})
+	srv := agent.NewServer(h, agent.Options{
+		IdleTimeout: timeout, OnIdle: h.OnIdle, PassiveOps: service.PassiveOps,
+		InterruptOps: service.InterruptOps, InterruptibleOps: service.InterruptibleOps,
+	})
 	h.RunLocked = srv.Exclusive
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
@@ -682,6 +685,11 @@ func (a *app) runAgent(timeout time.Duration) error {
 			serveErr = err
 		}
 	}
+	// No automatic sync from now on. Shutdown interrupts a running sync
+	// and waits for requests, an automatic sync and the idle action
+	// alike; none starts after it, so closing the vault below wipes no
+	// key in use.
+	h.Close()
 	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer scancel()
 	if err := srv.Shutdown(sctx); errors.Is(err, context.DeadlineExceeded) {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/safehold/safehold/internal/agent"
+	"github.com/safehold/safehold/internal/remote"
 	"github.com/safehold/safehold/internal/secret"
 	"github.com/safehold/safehold/internal/vault"
 )
@@ -26,8 +27,10 @@ type Handler struct {
 	// zero means StallTimeout.
 	Stall time.Duration
 	// RunLocked runs background work (automatic sync) as the handler's
-	// only user; nil disables automatic sync.
-	RunLocked func(func())
+	// only user and reports whether it ran (agent.Server.Exclusive): the
+	// work's context ends when the agent interrupts it (lock, stop, idle
+	// timeout, shutdown). Nil disables automatic sync.
+	RunLocked func(func(ctx context.Context)) bool
 
 	sync syncer
 }
@@ -41,6 +44,11 @@ func (h *Handler) stall(f *os.File) stallFile {
 
 var _ agent.Handler = (*Handler)(nil)
 
+// InterruptOps are the ops that cut short a running sync instead of
+// waiting for it (agent.Options.InterruptOps): a remote that is slow or
+// never answers must not keep the keys in memory past `safe lock`.
+var InterruptOps = []string{OpLock, OpStop}
+
 // decode parses args strictly into v (agent.DecodeArgs: one value, no
 // unknown fields, nothing after it).
 func decode(raw json.RawMessage, v any) error { return agent.DecodeArgs(raw, v) }
@@ -49,15 +57,29 @@ func decode(raw json.RawMessage, v any) error { return agent.DecodeArgs(raw, v) 
 func (h *Handler) Handle(ctx context.Context, req agent.Request, files []*os.File) (any, error) {
 	res, err := h.handle(ctx, req, files)
 	if err != nil {
+		if interrupted(ctx, err) {
+			return nil, &agent.Error{Code: agent.CodeInterrupted, Message: "interrupted: the vault is being locked or the agent is stopping", Hint: "nothing is lost (changes not yet sent stay queued): run it again after `safe unlock`"}
+		}
 		return nil, toAgentError(err)
 	}
 	h.scheduleSync(req.Op)
 	return res, nil
 }
 
+// interrupted tells whether err is the agent cutting an op short (ctx
+// ended) rather than the op's own failure. A cancelled remote call may
+// surface as the remote being unreachable.
+func interrupted(ctx context.Context, err error) bool {
+	if ctx.Err() == nil {
+		return false
+	}
+	return errors.Is(err, context.Canceled) || errors.Is(err, remote.ErrUnavailable)
+}
+
 // OnIdle forgets the keys and stops the agent: the next `safe unlock`
 // starts a new one, so no idle process is left behind.
 func (h *Handler) OnIdle() {
+	h.cancelAutoSync()
 	h.V.Lock()
 	if h.Stop != nil {
 		go h.Stop()
@@ -130,9 +152,11 @@ func (h *Handler) handle(ctx context.Context, req agent.Request, files []*os.Fil
 		}
 		return h.info(ctx)
 	case OpLock:
+		h.cancelAutoSync()
 		h.V.Lock()
 		return h.info(ctx)
 	case OpStop:
+		h.cancelAutoSync()
 		h.V.Lock()
 		if h.Stop != nil {
 			go h.Stop()

@@ -142,17 +142,36 @@ type SecretKey struct {
 	SecretKey string `json:"secret_key"`
 }
 
-// syncer runs syncs for the handler: on request, after writes, and every
-// few minutes while unlocked.
+// InterruptibleOps are the ops that wait on a remote
+// (agent.Options.InterruptibleOps): a lock, stop, the idle timeout or
+// shutdown cancels them, and so does the client hanging up.
+//
+// An interrupted op leaves the vault consistent: every step of a sync
+// (and of register and login) commits in one store transaction or not at
+// all (database/sql rolls back a transaction whose context ends), so
+// being cut short is the same as losing the connection midway, which sync
+// must survive anyway; what was not sent stays queued for the next sync.
+var InterruptibleOps = []string{
+	OpSync, OpAccountRegister, OpAccountLogin, OpAccountLogout, OpDevices, OpLogins,
+	OpDeviceRevoke, OpTOTPSetup, OpTOTPEnable, OpTOTPDisable,
+}
+
+// syncer runs syncs for the handler: on request and after writes while
+// unlocked.
 type syncer struct {
 	mu       sync.Mutex
 	lastSync time.Time
 	lastErr  string
-	timer    *time.Timer
+	timer    *time.Timer // pending automatic sync
+	closed   bool        // Close was called: no more automatic syncs
 }
 
 // AutoSyncDelay is how long after a write an automatic sync starts.
 const AutoSyncDelay = 500 * time.Millisecond
+
+// AutoSyncTimeout bounds an automatic sync as a whole; a lock, the idle
+// timeout or shutdown ends it sooner.
+const AutoSyncTimeout = 2 * time.Minute
 
 // Platform names this build for the server's device list.
 func Platform() string { return "safe " + runtime.GOOS + "/" + runtime.GOARCH }
@@ -402,8 +421,13 @@ func (h *Handler) register(ctx context.Context, a RegisterArgs) (*Registered, er
 	if err != nil {
 		return nil, err
 	}
+	// Registered: the local steps left must not be interrupted (the vault
+	// stays unlocked until this request returns), so that the session is
+	// kept and the Secret Key reaches the user even if the first sync is
+	// cut short.
+	local := context.WithoutCancel(ctx)
 	if hc, ok := r.(*httpremote.Client); ok {
-		h.saveSession(ctx, hc)
+		h.saveSession(local, hc)
 	}
 	out := &Registered{SecretKey: sk}
 	res, err := h.V.Sync(ctx, r)
@@ -413,7 +437,7 @@ func (h *Handler) register(ctx context.Context, a RegisterArgs) (*Registered, er
 	} else {
 		out.Sync = res
 	}
-	out.Remote, err = h.V.Remote(ctx)
+	out.Remote, err = h.V.Remote(local)
 	return out, err
 }
 
@@ -466,6 +490,9 @@ func (h *Handler) syncNow(ctx context.Context) (*vault.SyncResult, error) {
 }
 
 func (h *Handler) noteSync(err error) {
+	if errors.Is(err, context.Canceled) {
+		return // interrupted, not failed: the last outcome still stands
+	}
 	h.sync.mu.Lock()
 	defer h.sync.mu.Unlock()
 	if err != nil {
@@ -490,14 +517,22 @@ func (h *Handler) scheduleSync(op string) {
 	}
 	h.sync.mu.Lock()
 	defer h.sync.mu.Unlock()
+	if h.sync.closed {
+		return
+	}
 	if h.sync.timer != nil {
 		h.sync.timer.Stop()
 	}
 	h.sync.timer = time.AfterFunc(AutoSyncDelay, func() {
-		h.RunLocked(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		// The context comes from the agent, which cancels it on lock,
+		// stop, idle timeout and shutdown.
+		h.RunLocked(func(ctx context.Context) {
+			ctx, cancel := context.WithTimeout(ctx, AutoSyncTimeout)
 			defer cancel()
-			if !h.V.Unlocked() {
+			h.sync.mu.Lock()
+			closed := h.sync.closed
+			h.sync.mu.Unlock()
+			if closed || !h.V.Unlocked() {
 				return
 			}
 			info, err := h.V.Remote(ctx)
@@ -509,4 +544,26 @@ func (h *Handler) scheduleSync(op string) {
 			}
 		})
 	})
+}
+
+// cancelAutoSync drops a pending automatic sync (one already running is
+// interrupted by the agent). Called when the vault locks.
+func (h *Handler) cancelAutoSync() {
+	h.sync.mu.Lock()
+	defer h.sync.mu.Unlock()
+	if h.sync.timer != nil {
+		h.sync.timer.Stop()
+		h.sync.timer = nil
+	}
+}
+
+// Close ends automatic sync for good: the pending one is dropped and no
+// other is scheduled. The agent calls it when it begins to shut down, then
+// shuts the server down (which interrupts and waits for a running one),
+// then closes the vault.
+func (h *Handler) Close() {
+	h.sync.mu.Lock()
+	h.sync.closed = true
+	h.sync.mu.Unlock()
+	h.cancelAutoSync()
 }
