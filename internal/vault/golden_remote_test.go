@@ -11,7 +11,7 @@ import (
 )
 
 // testdata/golden-remote-v1 is a folder remote (§13.8) holding the golden
-// vault's account (document epoch 2: registration, then the first sync),
+// vault's account (document epoch 1 and the log its first sync sent),
 // written by format version 1. A new device must still join from it with
 // the golden password and this Secret Key and read every item: the test
 // pins the account document, its MAC kind, the folder layout and the entry
