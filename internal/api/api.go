@@ -153,13 +153,19 @@ type RefreshRequest struct {
 
 // Account is what GET /v1/account returns.
 type Account struct {
-	Account  string `json:"account"`
-	Email    string `json:"email"`
-	KDF      []byte `json:"kdf"`
-	Epoch    uint64 `json:"epoch"`
-	Document []byte `json:"document"`
+	Account string `json:"account"`
+	Email   string `json:"email"`
+	KDF     []byte `json:"kdf"`
+	Epoch   uint64 `json:"epoch"`
+	// Document is absent when the request named this epoch as the one the
+	// client already has (?known=EPOCH).
+	Document []byte `json:"document,omitempty"`
 	TOTP     bool   `json:"totp"`
 }
+
+// QueryKnownEpoch is the query parameter of GET /v1/account naming the
+// document epoch the client already has.
+const QueryKnownEpoch = "known"
 
 // AccountUpdate replaces the account document if Base is the current epoch;
 // the new epoch is Base+1. With Credentials, the KDF header and login key

@@ -65,10 +65,12 @@ type app struct {
 
 // Main runs the command line and returns the process exit code.
 func Main(ctx context.Context, args []string, env Env) int {
-	if !slices.Contains(args, "agent") && env.Getenv("GOGC") == "" && env.Getenv("GOMEMLIMIT") == "" {
+	longLived := slices.Contains(args, "agent") || slices.Contains(args, "serve") || slices.Contains(args, "bench")
+	if !longLived && env.Getenv("GOGC") == "" && env.Getenv("GOMEMLIMIT") == "" {
 		// A command lives for milliseconds: collecting garbage only costs
 		// it time (a seventh of a 10,000-item ls). The limit still bounds
-		// memory. The agent, which lives long, keeps the defaults.
+		// memory. The agent, the server and the load generator, which
+		// live long, keep the defaults.
 		debug.SetGCPercent(-1)
 		debug.SetMemoryLimit(256 << 20)
 	}

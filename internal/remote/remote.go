@@ -39,6 +39,13 @@ var (
 	ErrUnavailable = errors.New("the remote is unreachable")
 )
 
+// ConditionalAccount is an optional capability of a Remote: the account
+// without its document when the caller already has the current epoch's.
+// A Remote that fetches cheaply (a folder) need not offer it.
+type ConditionalAccount interface {
+	AccountIfChanged(ctx context.Context, known uint64) (api.Account, error)
+}
+
 // Remote is one place an account syncs with. Methods are safe for
 // concurrent use. Every method may return ErrUnavailable.
 type Remote interface {

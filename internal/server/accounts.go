@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/safehold/safehold/internal/api"
@@ -309,7 +310,17 @@ func accountView(a storage.Account) api.Account {
 
 // handleAccountGet returns the caller's account.
 func (s *Server) handleAccountGet(w http.ResponseWriter, r *http.Request, p *principal) error {
-	writeJSON(w, accountView(p.account))
+	view := accountView(p.account)
+	if known := r.URL.Query().Get(api.QueryKnownEpoch); known != "" {
+		n, err := strconv.ParseUint(known, 10, 64)
+		if err != nil {
+			return badRequest("%s must be an epoch number", api.QueryKnownEpoch)
+		}
+		if n == view.Epoch {
+			view.Document = nil // the client has it
+		}
+	}
+	writeJSON(w, view)
 	return nil
 }
 

@@ -151,9 +151,14 @@ var attacks = []attack{
 		l.account = func(acc *api.Account) { *acc = old }
 	}, "rolled it back"},
 	{"forged-document", func(t *testing.T, a, b *Vault, l *liar) {
-		l.account = func(acc *api.Account) {
-			acc.Document = bytes.Replace(acc.Document, []byte(`"security_version":1`), []byte(`"security_version":0`), 1)
+		// A "newer" document the server made itself.
+		real, err := l.Remote.Account(ctx)
+		if err != nil {
+			t.Fatal(err)
 		}
+		forged := bytes.Replace(real.Document, []byte(`"security_version":1`), []byte(`"security_version":0`), 1)
+		forged = bytes.Replace(forged, []byte(`"epoch":1`), []byte(`"epoch":2`), 1)
+		l.account = func(acc *api.Account) { acc.Document, acc.Epoch = forged, real.Epoch+1 }
 	}, "MAC"},
 	{"security-version-downgrade", func(t *testing.T, a, b *Vault, l *liar) {
 		// Even a document with a valid MAC (made here with the Master

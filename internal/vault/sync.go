@@ -165,7 +165,24 @@ func (v *Vault) syncDocument(ctx context.Context, r remote.Remote, res *SyncResu
 		if err != nil {
 			return err
 		}
-		acc, err := r.Account(ctx)
+		var acc api.Account
+		if ca, ok := r.(remote.ConditionalAccount); ok && !rec.DocDirty {
+			// Most syncs change no document: ask for it only if it did.
+			acc, err = ca.AccountIfChanged(ctx, rec.Epoch)
+			if err == nil && acc.Document == nil {
+				switch {
+				case acc.Account != v.acct.Account:
+					return remoteTampered("the remote answered for account %q, this vault is %s", sanitize(acc.Account), v.acct.Account)
+				case acc.Epoch != rec.Epoch:
+					return remoteTampered("the remote left out the account document of epoch %d, which this device does not have (it has %d)", acc.Epoch, rec.Epoch)
+				case !bytes.Equal(acc.KDF, rec.pinnedKDF(v.acct)):
+					return remoteTampered("the remote's key-derivation header changed without a new account document")
+				}
+				return nil
+			}
+		} else {
+			acc, err = r.Account(ctx)
+		}
 		if err != nil {
 			return fmt.Errorf("fetch the account document: %w", err)
 		}
@@ -852,7 +869,15 @@ func (v *Vault) apply(ctx context.Context, s *vaultState, confirmed uint64, conf
 			return err
 		}
 	}
-	for id := range theirItems {
+	// Every blob of every revision, for the items a purge may delete:
+	// those purged by the pulled entries and those changed on both sides.
+	needBlobs := map[string]bool{}
+	for _, p := range theirs {
+		if p.entry.Op == vlog.OpPurge || ourItems[p.entry.Item] {
+			needBlobs[p.entry.Item] = true
+		}
+	}
+	for id := range needBlobs {
 		all, err := v.allBlobs(s, id, theirs)
 		if err != nil {
 			return err

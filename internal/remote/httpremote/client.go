@@ -583,3 +583,15 @@ func (c *Client) Push(ctx context.Context, vault string, base uint64, entries []
 	}
 	return out.Head, nil
 }
+
+// AccountIfChanged is Account for a client that has the document of epoch
+// known: when that is still the current epoch, the answer carries no
+// document (remote.ConditionalAccount).
+func (c *Client) AccountIfChanged(ctx context.Context, known uint64) (api.Account, error) {
+	var a api.Account
+	path := api.PathAccount + "?" + api.QueryKnownEpoch + "=" + strconv.FormatUint(known, 10)
+	if err := c.call(ctx, http.MethodGet, path, nil, &a, true); err != nil {
+		return api.Account{}, fmt.Errorf("read account: %w", err)
+	}
+	return a, nil
+}
