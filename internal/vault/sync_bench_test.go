@@ -241,6 +241,15 @@ func (t *wireTap) Account(ctx context.Context) (api.Account, error) {
 	return a, err
 }
 
+// AccountIfChanged passes the remote's capability through, as a sync uses
+// it.
+func (t *wireTap) AccountIfChanged(ctx context.Context, known uint64) (api.Account, error) {
+	w0 := t.wire.Load()
+	a, err := t.Remote.(remote.ConditionalAccount).AccountIfChanged(ctx, known)
+	t.note(fmt.Sprintf("account if changed (document %d B)", len(a.Document)), w0)
+	return a, err
+}
+
 func (t *wireTap) UpdateAccount(ctx context.Context, u api.AccountUpdate) (uint64, error) {
 	defer t.note("update-account", t.wire.Load())
 	return t.Remote.UpdateAccount(ctx, u)
