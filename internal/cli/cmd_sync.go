@@ -452,6 +452,7 @@ func (a *app) secretKeyCommand() *cobra.Command {
 
 func (a *app) syncCommand() *cobra.Command {
 	var auto string
+	var acceptReset bool
 	c := &cobra.Command{
 		Use:   "sync",
 		Short: "Send local changes to the remote and fetch the others', verifying everything",
@@ -479,8 +480,12 @@ local changes.`,
 				}
 				return nil
 			}
+			op := service.OpSync
+			if acceptReset {
+				op = service.OpAcceptReset
+			}
 			var res vault.SyncResult
-			if err := sc.C.Call(a.ctx, service.OpSync, nil, &res); err != nil {
+			if err := sc.C.Call(a.ctx, op, nil, &res); err != nil {
 				return err
 			}
 			if a.jsonOut {
@@ -499,6 +504,7 @@ local changes.`,
 			return nil
 		},
 	}
+	c.Flags().BoolVar(&acceptReset, "accept-reset", false, "accept a remote that lost recent data (restored from a backup) and send it again; a remote whose log differs (a fork) is still refused")
 	c.Flags().StringVar(&auto, "auto", "", "turn automatic sync after every change `on` or off (and do not sync now)")
 	return c
 }

@@ -39,6 +39,7 @@ const (
 	OpTOTPDisable     = "totp_disable"
 	OpConflicts       = "conflicts"
 	OpLogins          = "logins"
+	OpAcceptReset     = "accept_reset"
 )
 
 // Error codes of sync ops.
@@ -59,7 +60,7 @@ func init() {
 		code string
 		hint string
 	}{
-		{vault.ErrRemoteTampered, CodeRemoteTampered, "nothing was changed locally; the remote (or someone with access to it) served data that fails verification — report it to whoever runs it; `safe sync --help` says how to accept a reset you trust"},
+		{vault.ErrRemoteTampered, CodeRemoteTampered, "nothing was changed locally; the remote (or someone with access to it) served data that fails verification — report it to whoever runs it; if the server was restored from a backup, `safe sync --accept-reset` re-sends what it lost (a fork stays refused)"},
 		{vault.ErrNoRemote, CodeNoRemote, "register with `safe account register --server URL ...` or add a folder with `safe remote add NAME DIR`"},
 		{vault.ErrRemoteExists, CodeRemoteExists, "a vault syncs with one remote: `safe remote rm` first"},
 		{vault.ErrPrelogin, CodePrelogin, "nothing was derived or sent; the server may be malicious or misconfigured"},
@@ -152,7 +153,7 @@ type SecretKey struct {
 // being cut short is the same as losing the connection midway, which sync
 // must survive anyway; what was not sent stays queued for the next sync.
 var InterruptibleOps = []string{
-	OpSync, OpAccountRegister, OpAccountLogin, OpAccountLogout, OpDevices, OpLogins,
+	OpSync, OpAcceptReset, OpAccountRegister, OpAccountLogin, OpAccountLogout, OpDevices, OpLogins,
 	OpDeviceRevoke, OpTOTPSetup, OpTOTPEnable, OpTOTPDisable,
 }
 
@@ -297,6 +298,22 @@ func (h *Handler) handleSync(ctx context.Context, req agent.Request) (any, bool,
 		return SecretKey{SecretKey: sk}, true, err
 	case OpSync:
 		res, err := h.syncNow(ctx)
+		return res, true, err
+	case OpAcceptReset:
+		r, _, err := h.openRemote(ctx)
+		if err != nil {
+			return nil, true, err
+		}
+		defer r.Close()
+		notes, err := h.V.AcceptReset(ctx, r)
+		if err != nil {
+			return nil, true, err
+		}
+		res, err := h.V.Sync(ctx, r)
+		h.noteSync(err)
+		if res != nil {
+			res.Notes = append(notes, res.Notes...)
+		}
 		return res, true, err
 	case OpRemoteRemove:
 		err := h.V.RemoveRemote(ctx)
