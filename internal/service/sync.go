@@ -326,28 +326,15 @@ func (h *Handler) handleSync(ctx context.Context, req agent.Request) (any, bool,
 		err := h.V.SetAutoSync(ctx, a.Auto)
 		return struct{}{}, true, err
 	case OpDevices:
-		hc, err := h.server(ctx)
-		if err != nil {
-			return nil, true, err
-		}
-		defer hc.Close()
-		list, err := hc.Devices(ctx)
-		if err != nil {
-			return nil, true, err
-		}
-		for i := range list {
-			list[i].Current = list[i].ID == h.V.DeviceID()
-		}
-		return list, true, nil
+		return h.onServer(ctx, func(hc *httpremote.Client) (any, error) {
+			list, err := hc.Devices(ctx)
+			for i := range list {
+				list[i].Current = list[i].ID == h.V.DeviceID()
+			}
+			return orEmpty(list, err)
+		})
 	case OpLogins:
-		hc, err := h.server(ctx)
-		if err != nil {
-			return nil, true, err
-		}
-		defer hc.Close()
-		list, err := hc.Logins(ctx)
-		res, err := orEmpty(list, err)
-		return res, true, err
+		return h.onServer(ctx, func(hc *httpremote.Client) (any, error) { return orEmpty(hc.Logins(ctx)) })
 	case OpDeviceRevoke:
 		var a DeviceArgs
 		if err := decode(req.Args, &a); err != nil {
@@ -356,52 +343,50 @@ func (h *Handler) handleSync(ctx context.Context, req agent.Request) (any, bool,
 		if a.ID == h.V.DeviceID() {
 			return nil, true, &agent.Error{Code: CodeInvalid, Message: "this is the device you are using", Hint: "revoke it from another device, or `safe account logout` here"}
 		}
-		hc, err := h.server(ctx)
-		if err != nil {
-			return nil, true, err
-		}
-		defer hc.Close()
-		return struct{}{}, true, hc.RevokeDevice(ctx, a.ID)
+		return h.onServer(ctx, func(hc *httpremote.Client) (any, error) { return struct{}{}, hc.RevokeDevice(ctx, a.ID) })
 	case OpTOTPSetup:
-		hc, err := h.server(ctx)
-		if err != nil {
-			return nil, true, err
-		}
-		defer hc.Close()
-		s, err := hc.TOTPSetup(ctx)
-		return s, true, err
+		return h.onServer(ctx, func(hc *httpremote.Client) (any, error) { return hc.TOTPSetup(ctx) })
 	case OpTOTPEnable:
 		var a TOTPArgs
 		if err := decode(req.Args, &a); err != nil {
 			return nil, true, err
 		}
-		hc, err := h.server(ctx)
-		if err != nil {
-			return nil, true, err
-		}
-		defer hc.Close()
-		codes, err := hc.TOTPEnable(ctx, a.Code)
-		if err != nil {
-			return nil, true, err
-		}
-		return api.RecoveryCodes{Codes: codes}, true, nil
+		return h.onServer(ctx, func(hc *httpremote.Client) (any, error) {
+			codes, err := hc.TOTPEnable(ctx, a.Code)
+			if err != nil {
+				return nil, err
+			}
+			return api.RecoveryCodes{Codes: codes}, nil
+		})
 	case OpTOTPDisable:
 		var a TOTPArgs
 		if err := decode(req.Args, &a); err != nil {
 			return nil, true, err
 		}
-		hc, err := h.server(ctx)
-		if err != nil {
-			return nil, true, err
-		}
-		defer hc.Close()
-		return struct{}{}, true, hc.TOTPDisable(ctx, api.TOTPDisable{Code: a.Code, RecoveryCode: a.RecoveryCode})
+		return h.onServer(ctx, func(hc *httpremote.Client) (any, error) {
+			return struct{}{}, hc.TOTPDisable(ctx, api.TOTPDisable{Code: a.Code, RecoveryCode: a.RecoveryCode})
+		})
 	case OpConflicts:
 		list, err := h.V.Conflicts(ctx)
 		res, err := orEmpty(list, err)
 		return res, true, err
 	}
 	return nil, false, nil
+}
+
+// onServer runs fn on the vault's server (a folder has no account API),
+// for handleSync.
+func (h *Handler) onServer(ctx context.Context, fn func(*httpremote.Client) (any, error)) (any, bool, error) {
+	hc, err := h.server(ctx)
+	if err != nil {
+		return nil, true, err
+	}
+	defer hc.Close()
+	res, err := fn(hc)
+	if err != nil {
+		return nil, true, err
+	}
+	return res, true, nil
 }
 
 // server opens the remote and insists that it is a server.
