@@ -104,8 +104,13 @@ func (s *Server) handleRefresh(w http.ResponseWriter, r *http.Request) error {
 	if _, _, err := s.checkSessionOwner(ctx, sess); err != nil {
 		return err
 	}
-	if err := s.store.DeleteSession(ctx, hash); err != nil {
+	deleted, err := s.store.DeleteSession(ctx, hash)
+	if err != nil {
 		return fmt.Errorf("delete session: %w", err)
+	}
+	if !deleted {
+		// Another refresh with the same token won the race.
+		return unauthorized("the refresh token is expired or revoked; log in")
 	}
 	out, err := s.issueSession(ctx, sess.Account, sess.Device)
 	if err != nil {
@@ -117,7 +122,7 @@ func (s *Server) handleRefresh(w http.ResponseWriter, r *http.Request) error {
 
 // handleLogout ends the caller's session pair.
 func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request, p *principal) error {
-	if err := s.store.DeleteSession(r.Context(), p.token); err != nil {
+	if _, err := s.store.DeleteSession(r.Context(), p.token); err != nil {
 		return fmt.Errorf("delete session: %w", err)
 	}
 	w.WriteHeader(http.StatusNoContent)

@@ -190,8 +190,10 @@ type Store interface {
 	// Session finds an unexpired session by token hash; ErrNotFound
 	// otherwise.
 	Session(ctx context.Context, hash []byte, now time.Time) (Session, error)
-	// DeleteSession deletes a session and its pair.
-	DeleteSession(ctx context.Context, hash []byte) error
+	// DeleteSession deletes a session and its pair, and reports whether
+	// this call deleted them (of concurrent calls for one token, exactly
+	// one reports true: a refresh token works once).
+	DeleteSession(ctx context.Context, hash []byte) (bool, error)
 	// DeleteSessions deletes every session of the account (all devices).
 	DeleteSessions(ctx context.Context, account string) error
 

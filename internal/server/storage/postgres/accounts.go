@@ -347,11 +347,14 @@ func (s *Store) Session(ctx context.Context, hash []byte, now time.Time) (storag
 
 // DeleteSession deletes a session and its pair. Pair may hold the other
 // session's hash or an id both sessions share; either way both go.
-func (s *Store) DeleteSession(ctx context.Context, hash []byte) error {
-	_, err := s.pool.Exec(ctx, `DELETE FROM sessions WHERE hash = $1 OR pair = $1
+func (s *Store) DeleteSession(ctx context.Context, hash []byte) (bool, error) {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM sessions WHERE hash = $1 OR pair = $1
 		OR hash IN (SELECT pair FROM sessions WHERE hash = $1 AND pair IS NOT NULL)
 		OR pair IN (SELECT pair FROM sessions WHERE hash = $1 AND pair IS NOT NULL)`, blob(hash))
-	return wrap("delete session", err)
+	if err != nil {
+		return false, wrap("delete session", err)
+	}
+	return tag.RowsAffected() > 0, nil
 }
 
 // DeleteSessions deletes every session of the account.

@@ -377,14 +377,19 @@ func (s *Store) Session(ctx context.Context, hash []byte, now time.Time) (storag
 
 // DeleteSession deletes a session and its pair. Pair may hold the other
 // session's hash or an id both sessions share; either way both go.
-func (s *Store) DeleteSession(ctx context.Context, hash []byte) error {
+func (s *Store) DeleteSession(ctx context.Context, hash []byte) (bool, error) {
+	var n int64
 	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE hash = ?1 OR pair = ?1
+		res, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE hash = ?1 OR pair = ?1
 			OR hash IN (SELECT pair FROM sessions WHERE hash = ?1 AND pair IS NOT NULL)
 			OR pair IN (SELECT pair FROM sessions WHERE hash = ?1 AND pair IS NOT NULL)`, blob(hash))
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
 		return err
 	})
-	return wrap("delete session", err)
+	return n > 0, wrap("delete session", err)
 }
 
 // DeleteSessions deletes every session of the account.

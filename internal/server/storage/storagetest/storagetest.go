@@ -647,20 +647,40 @@ func testSessions(t *testing.T, s storage.Store) {
 	wantErr(t, "Session unknown", err, storage.ErrNotFound)
 
 	// Deleting either side of a pair deletes both.
-	if err := s.DeleteSession(ctx, acc1.Hash); err != nil {
-		t.Fatalf("DeleteSession: %v", err)
+	if ok, err := s.DeleteSession(ctx, acc1.Hash); err != nil || !ok {
+		t.Fatalf("DeleteSession: %v, %v", ok, err)
+	}
+	if ok, err := s.DeleteSession(ctx, acc1.Hash); err != nil || ok {
+		t.Fatalf("DeleteSession again: %v, %v; want false", ok, err)
 	}
 	checkSession(t, s, acc1, t0, false)
 	checkSession(t, s, ref1, t0, false)
-	if err := s.DeleteSession(ctx, ref2.Hash); err != nil {
-		t.Fatalf("DeleteSession: %v", err)
+	if ok, err := s.DeleteSession(ctx, ref2.Hash); err != nil || !ok {
+		t.Fatalf("DeleteSession: %v, %v", ok, err)
 	}
 	checkSession(t, s, acc2, t0, false)
 	checkSession(t, s, ref2, t0, false)
 	checkSession(t, s, lone, t0, true)
 	checkSession(t, s, other, t0, true)
-	if err := s.DeleteSession(ctx, fill("no such token", 32)); err != nil {
-		t.Fatalf("DeleteSession of an unknown token: %v", err)
+	if ok, err := s.DeleteSession(ctx, fill("no such token", 32)); err != nil || ok {
+		t.Fatalf("DeleteSession of an unknown token: %v, %v", ok, err)
+	}
+
+	// Racing deletions of one token (two refreshes with it): exactly one
+	// reports it deleted.
+	racer := session("racer", "refresh", a.ID, d.ID, exp, nil)
+	if err := s.CreateSession(ctx, racer); err != nil {
+		t.Fatalf("CreateSession: %v", err)
+	}
+	deleted := make([]bool, 10)
+	race(10, func(i int) {
+		var err error
+		if deleted[i], err = s.DeleteSession(ctx, racer.Hash); err != nil {
+			t.Errorf("racing DeleteSession: %v", err)
+		}
+	})
+	if n := len(slices.DeleteFunc(deleted, func(b bool) bool { return !b })); n != 1 {
+		t.Fatalf("racing DeleteSession: %d reported the deletion, want 1", n)
 	}
 
 	// DeleteSessions ends every session of the account, on every device.
