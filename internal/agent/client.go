@@ -67,7 +67,7 @@ func DialContext(ctx context.Context, path string) (*Client, error) {
 		return nil, fmt.Errorf("agent: refusing the process serving %q: %w", path, err)
 	}
 	var res helloResult
-	if err := c.call(ctx, 0, opHello, helloArgs{Version: ProtocolVersion}, &res, nil); err != nil {
+	if err := c.call(ctx, 0, opHello, helloArgs{Version: ProtocolVersion}, &res, nil, nil); err != nil {
 		c.c.Close()
 		if errors.Is(err, &Error{Code: CodeVersionMismatch}) {
 			return nil, fmt.Errorf("%w: %w", ErrVersionMismatch, err)
@@ -92,6 +92,13 @@ func (c *Client) PID() int { return c.pid }
 // the agent is returned as *Error (match with errors.Is(err, &Error{Code:
 // ...}) or errors.As).
 func (c *Client) Call(ctx context.Context, op string, args, result any, files ...*os.File) error {
+	return c.CallProgress(ctx, op, args, result, nil, files...)
+}
+
+// CallProgress is Call for an op that reports progress: progress, if not
+// nil, is called with each progress frame the agent sends before the
+// response (docs/design.md §8.6). Call ignores such frames.
+func (c *Client) CallProgress(ctx context.Context, op string, args, result any, progress func(done, total int64), files ...*os.File) error {
 	if op == opHello {
 		return fmt.Errorf("agent: %q is reserved", op)
 	}
@@ -102,10 +109,10 @@ func (c *Client) Call(ctx context.Context, op string, args, result any, files ..
 	defer c.mu.Unlock()
 	id := c.nextID
 	c.nextID++
-	return c.call(ctx, id, op, args, result, files)
+	return c.call(ctx, id, op, args, result, files, progress)
 }
 
-func (c *Client) call(ctx context.Context, id uint64, op string, args, result any, files []*os.File) error {
+func (c *Client) call(ctx context.Context, id uint64, op string, args, result any, files []*os.File, progress func(done, total int64)) error {
 	if c.broken {
 		return ErrClientBroken
 	}
@@ -147,16 +154,10 @@ func (c *Client) call(ctx context.Context, id uint64, op string, args, result an
 		}
 		return c.ioErr(ctx, "send", err)
 	}
-	// Plain reads: descriptors the agent might send are closed by the kernel.
-	b, err := ReadFrame(c.c)
+	resp, err := c.receive(ctx, id, progress)
 	if err != nil {
 		c.broken = true
-		return c.ioErr(ctx, "receive", err)
-	}
-	resp, err := DecodeResponse(b)
-	if err != nil {
-		c.broken = true
-		return fmt.Errorf("%w: %w", ErrProtocol, err)
+		return err
 	}
 	if resp.ID != id {
 		// ID 0 carries connection-level errors (peer refused, busy, bad
@@ -177,6 +178,32 @@ func (c *Client) call(ctx context.Context, id uint64, op string, args, result an
 		}
 	}
 	return nil
+}
+
+// receive reads the response to request id, passing the progress frames
+// before it to progress.
+func (c *Client) receive(ctx context.Context, id uint64, progress func(done, total int64)) (Response, error) {
+	for {
+		// Plain reads: descriptors the agent might send are closed by the
+		// kernel.
+		b, err := ReadFrame(c.c)
+		if err != nil {
+			return Response{}, c.ioErr(ctx, "receive", err)
+		}
+		resp, err := DecodeResponse(b)
+		if err != nil {
+			return Response{}, fmt.Errorf("%w: %w", ErrProtocol, err)
+		}
+		if resp.Progress == nil {
+			return resp, nil
+		}
+		if resp.ID != id {
+			return Response{}, fmt.Errorf("%w: progress for request %d during request %d", ErrProtocol, resp.ID, id)
+		}
+		if progress != nil {
+			progress(resp.Progress.Done, resp.Progress.Total)
+		}
+	}
 }
 
 func (c *Client) ioErr(ctx context.Context, what string, err error) error {

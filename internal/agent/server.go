@@ -40,6 +40,24 @@ type Handler interface {
 	Handle(ctx context.Context, req Request, files []*os.File) (any, error)
 }
 
+// ProgressHandler is a Handler some of whose ops report progress while they
+// run (docs/design.md §8.6). The server calls HandleProgress instead of
+// Handle, with report, which sends the client a progress frame for the
+// request: done of total units of work (0 <= done <= total; other values
+// are dropped). report is safe to call from any goroutine until
+// HandleProgress returns, and is a no-op afterwards; it sends at most one
+// frame per ProgressInterval, except that done == total is always sent. A
+// handler calls it only for ops documented to report progress, which
+// clients know to accept.
+type ProgressHandler interface {
+	Handler
+	HandleProgress(ctx context.Context, req Request, files []*os.File, report func(done, total int64)) (any, error)
+}
+
+// ProgressInterval is the least time between two progress frames of one
+// request.
+const ProgressInterval = 100 * time.Millisecond
+
 // HandlerFunc adapts a function to Handler.
 type HandlerFunc func(ctx context.Context, req Request, files []*os.File) (any, error)
 
@@ -409,7 +427,9 @@ func (s *Server) call(c *net.UnixConn, req Request, files []*os.File) Response {
 	if ctx.Err() != nil {
 		err = &Error{Code: CodeInterrupted, Message: "the request was interrupted before it started", Hint: "run it again"}
 	} else {
-		result, err = s.invoke(ctx, req, files)
+		rep := &reporter{s: s, c: c, id: req.ID}
+		result, err = s.invoke(ctx, req, files, rep.report)
+		rep.close()
 	}
 	resp := Response{ID: req.ID}
 	if err == nil && result != nil {
@@ -438,14 +458,53 @@ func (s *Server) call(c *net.UnixConn, req Request, files []*os.File) Response {
 	return resp
 }
 
-func (s *Server) invoke(ctx context.Context, req Request, files []*os.File) (result any, err error) {
+func (s *Server) invoke(ctx context.Context, req Request, files []*os.File, report func(done, total int64)) (result any, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			// The panic value may hold data from the request: do not log it.
 			result, err = nil, errors.New("handler panicked")
 		}
 	}()
+	if ph, ok := s.h.(ProgressHandler); ok {
+		return ph.HandleProgress(ctx, req, files, report)
+	}
 	return s.h.Handle(ctx, req, files)
+}
+
+// reporter sends the progress frames of one request (ProgressHandler).
+// The connection's loop writes nothing else until the request's response,
+// which comes after close, so frames never interleave.
+type reporter struct {
+	s  *Server
+	c  *net.UnixConn
+	id uint64
+
+	mu     sync.Mutex
+	last   time.Time
+	closed bool // the handler returned, or a write failed
+}
+
+func (r *reporter) report(done, total int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed || r.id == 0 || done < 0 || done > total {
+		return
+	}
+	now := time.Now()
+	if done != total && !r.last.IsZero() && now.Sub(r.last) < ProgressInterval {
+		return
+	}
+	r.last = now
+	if err := r.s.write(r.c, Response{ID: r.id, Progress: &Progress{Done: done, Total: total}}); err != nil {
+		// The client is gone or stuck; the final write will tell.
+		r.closed = true
+	}
+}
+
+func (r *reporter) close() {
+	r.mu.Lock()
+	r.closed = true
+	r.mu.Unlock()
 }
 
 // enter counts background work (Exclusive, the idle action) in the wait

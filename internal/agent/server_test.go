@@ -292,6 +292,91 @@ func TestCallResultsAndErrors(t *testing.T) {
 	}
 }
 
+// progressHandler reports progress for "count" (args: how many steps) and
+// answers the other ops as testHandler does.
+type progressHandler struct{ late chan func(done, total int64) }
+
+func (h progressHandler) Handle(ctx context.Context, req Request, files []*os.File) (any, error) {
+	return testHandler(ctx, req, files)
+}
+
+func (h progressHandler) HandleProgress(ctx context.Context, req Request, files []*os.File, report func(done, total int64)) (any, error) {
+	if req.Op != "count" {
+		return testHandler(ctx, req, files)
+	}
+	var n int64
+	if err := DecodeArgs(req.Args, &n); err != nil {
+		return nil, err
+	}
+	report(5, 1) // invalid: dropped
+	for i := range n + 1 {
+		report(i, n)
+		if i == 1 {
+			time.Sleep(ProgressInterval + 20*time.Millisecond)
+		}
+	}
+	h.late <- report
+	return n, nil
+}
+
+func TestProgress(t *testing.T) {
+	h := progressHandler{late: make(chan func(done, total int64), 1)}
+	_, path := serve(t, h, Options{})
+	c := dial(t, path)
+	ctx := context.Background()
+	var seen [][2]int64
+	var got int64
+	if err := c.CallProgress(ctx, "count", 1000, &got, func(done, total int64) { seen = append(seen, [2]int64{done, total}) }); err != nil || got != 1000 {
+		t.Fatalf("count = %d, %v", got, err)
+	}
+	// The first frame, the first after the pause, and the last; the
+	// rest fall inside ProgressInterval.
+	if len(seen) < 3 || len(seen) > 5 || seen[0] != [2]int64{0, 1000} || seen[len(seen)-1] != [2]int64{1000, 1000} {
+		t.Fatalf("progress frames %v", seen)
+	}
+	// A report after the handler returned sends nothing: the next call
+	// gets its own answer.
+	(<-h.late)(1, 2)
+	var echo echoArgs
+	if err := c.Call(ctx, "echo", echoArgs{Text: "after"}, &echo); err != nil || echo.Text != "after" {
+		t.Fatalf("echo after progress = %+v, %v", echo, err)
+	}
+	// Call ignores progress frames.
+	if err := c.Call(ctx, "count", 3, &got); err != nil || got != 3 {
+		t.Fatalf("count without a callback = %d, %v", got, err)
+	}
+	<-h.late
+}
+
+// TestProgressForAnotherRequest: a progress frame must name the request
+// that waits.
+func TestProgressForAnotherRequest(t *testing.T) {
+	path := sockPath(t)
+	l, err := Listen(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		c, err := l.accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		r := newFDReader(c)
+		ReadFrame(r)
+		res, _ := json.Marshal(helloResult{Version: ProtocolVersion, PID: os.Getpid()})
+		writeResponse(c, Response{Result: res})
+		ReadFrame(r)
+		writeResponse(c, Response{ID: 7, Progress: &Progress{Done: 1, Total: 2}})
+		writeResponse(c, Response{ID: 1})
+	}()
+	c := dial(t, path)
+	if err := c.CallProgress(context.Background(), "count", 1, nil, func(int64, int64) {}); !errors.Is(err, ErrProtocol) {
+		t.Fatalf("progress for request 7 during request 1: %v", err)
+	}
+}
+
 func TestPeerRefused(t *testing.T) {
 	var seen atomic.Pointer[Peer]
 	_, path := serve(t, HandlerFunc(testHandler), Options{CheckPeer: func(p Peer) error {
@@ -722,8 +807,13 @@ func TestIdleTimeout(t *testing.T) {
 func TestIdleTimeoutWaitsForRunningRequest(t *testing.T) {
 	const timeout = 100 * time.Millisecond
 	idle := make(chan time.Time, 10)
+	// The handler notes when it finishes, on the server's side: the idle
+	// timer may only start after that, so the client's later receipt of the
+	// reply is not a sound reference point.
+	finished := make(chan time.Time, 1)
 	h := HandlerFunc(func(ctx context.Context, req Request, files []*os.File) (any, error) {
 		time.Sleep(3 * timeout)
+		finished <- time.Now()
 		return nil, nil
 	})
 	_, path := serve(t, h, Options{IdleTimeout: timeout, OnIdle: func() { idle <- time.Now() }})
@@ -732,7 +822,7 @@ func TestIdleTimeoutWaitsForRunningRequest(t *testing.T) {
 	if err := c.Call(context.Background(), "slow", nil, nil); err != nil {
 		t.Fatal(err)
 	}
-	end := time.Now()
+	end := <-finished
 	select {
 	case at := <-idle:
 		if at.Sub(end) < timeout {

@@ -48,10 +48,23 @@ type Request struct {
 
 // Response answers the request with the same ID. Exactly one of Result and
 // Error is set, or neither when the operation returns nothing.
+//
+// A response with Progress is an interim message instead (a progress
+// frame, docs/design.md §8.6): it carries neither Result nor Error, and the
+// final response for the same ID follows. Only ops documented to report
+// progress send them, and a client that sent one MUST accept them.
 type Response struct {
-	ID     uint64          `json:"id,omitempty"`
-	Result json.RawMessage `json:"result,omitempty"`
-	Error  *Error          `json:"error,omitempty"`
+	ID       uint64          `json:"id,omitempty"`
+	Result   json.RawMessage `json:"result,omitempty"`
+	Error    *Error          `json:"error,omitempty"`
+	Progress *Progress       `json:"progress,omitempty"`
+}
+
+// Progress is the content of a progress frame: Done of Total units of the
+// request's work (items re-encrypted...) are finished, 0 <= Done <= Total.
+type Progress struct {
+	Done  int64 `json:"done"`
+	Total int64 `json:"total"`
 }
 
 // Error is an error reported by the agent. Code is a stable machine-readable
@@ -314,6 +327,17 @@ func (r Request) validate() error {
 }
 
 func (r Response) validate() error {
+	if p := r.Progress; p != nil {
+		if r.Result != nil || r.Error != nil {
+			return fmt.Errorf("%w: progress frame with a result or an error", ErrEncoding)
+		}
+		if r.ID == 0 {
+			return fmt.Errorf("%w: progress frame without an id", ErrEncoding)
+		}
+		if p.Done < 0 || p.Done > p.Total {
+			return fmt.Errorf("%w: progress %d of %d", ErrEncoding, p.Done, p.Total)
+		}
+	}
 	if r.Error != nil {
 		if r.Result != nil {
 			return fmt.Errorf("%w: response has both result and error", ErrEncoding)

@@ -141,6 +141,8 @@ func TestDecodeResponseCanonical(t *testing.T) {
 		`{"id":3,"result":null}`,
 		`{"id":3,"error":{"code":"not_found","message":"no such item"}}`,
 		`{"error":{"code":"locked","message":"the vault is locked","hint":"run safe unlock"}}`,
+		`{"id":3,"progress":{"done":0,"total":10}}`,
+		`{"id":3,"progress":{"done":10,"total":10}}`,
 	}
 	for _, in := range good {
 		got, err := DecodeResponse([]byte(in))
@@ -162,6 +164,14 @@ func TestDecodeResponseCanonical(t *testing.T) {
 		`{"id":3,"error":{"code":"x","message":"m","data":1}}`,  // unknown field
 		`{"id":3,"error":null}`,                                 //
 		`{"result":1,"id":3}`,                                   // order
+		`{"progress":{"done":1,"total":2}}`,                     // progress without an id
+		`{"id":3,"progress":{"done":3,"total":2}}`,              // past the total
+		`{"id":3,"progress":{"done":-1,"total":2}}`,             //
+		`{"id":3,"progress":{"total":2}}`,                       // done is always present
+		`{"id":3,"progress":{"done":1,"total":2,"eta":5}}`,      // unknown field
+		`{"id":3,"progress":null}`,                              //
+		`{"id":3,"error":{"code":"x","message":"m"},"progress":{"done":1,"total":2}}`,
+		`{"id":3,"progress":{"done":1,"total":2},"result":1}`,
 	}
 	for _, in := range bad {
 		if _, err := DecodeResponse([]byte(in)); !errors.Is(err, ErrEncoding) {
