@@ -33,6 +33,16 @@ const (
 	// POST /v1/vaults/{vault}/log LogAppend → LogAppended (409 Stale)
 	// PUT  /v1/vaults/{vault}/blobs/{item}/{blob} (application/octet-stream, BlobFrames) → 204
 	// GET  /v1/vaults/{vault}/blobs/{item}/{blob} → BlobFrames
+	// (For a shared vault these need the caller's access in the
+	// organisation's log: read to pull and fetch, write to append and
+	// upload. 403 forbidden otherwise.)
+
+	PathOrgs = Prefix + "/orgs" // GET (auth) → Orgs; POST OrgCreate → OrgAppended (409 exists)
+	// GET    /v1/orgs/{org}/log?since=N&limit=M → OrgLogPage
+	// POST   /v1/orgs/{org}/log OrgAppend → OrgAppended (409 stale, 422 invalid_entry rule "org")
+	// GET    /v1/orgs/{org}/vaults → Vaults (the shared vaults the caller may read; Record empty)
+	// PUT    /v1/orgs/{org}/vaults/{vault} → 204 (creates a shared vault named in the log)
+	// DELETE /v1/orgs/{org} → 204 (an owner dissolves the organisation and its vaults)
 )
 
 // Headers.
@@ -97,6 +107,8 @@ const (
 	RulePurged    = "purged"    // purge of an item that is absent or already purged
 	RulePayload   = "payload"   // put without payload, purge with one, or a payload too large
 	RuleDigest    = "digest"    // the payload does not match the entry's digest
+	RuleAccess    = "access"    // the writer has no write access to the shared vault
+	RuleOrg       = "org"       // an organisation statement breaks the log's rules (message says which)
 )
 
 // PreloginRequest asks for an account's KDF header.
@@ -273,5 +285,50 @@ type LogAppend struct {
 
 // LogAppended is the new head.
 type LogAppended struct {
+	Head uint64 `json:"head"`
+}
+
+// OrgEntry is one signed organisation statement (design §14): the
+// canonical JSON body and its hybrid signature.
+type OrgEntry struct {
+	Body []byte `json:"body"`
+	Sig  []byte `json:"sig"`
+}
+
+// Org is one organisation the caller belongs to or is invited to.
+type Org struct {
+	Org  string `json:"org"`
+	Head uint64 `json:"head"`
+	// State is the caller's state there as the server reads the log:
+	// "invited", "accepted", "active".
+	State string `json:"state"`
+}
+
+// Orgs lists the caller's organisations.
+type Orgs struct {
+	Orgs []Org `json:"orgs"`
+}
+
+// OrgCreate creates an organisation with its first statements (the
+// genesis and the creator's owner certificate, at least).
+type OrgCreate struct {
+	Org     string     `json:"org"`
+	Entries []OrgEntry `json:"entries"`
+}
+
+// OrgLogPage is a run of statements after `since`.
+type OrgLogPage struct {
+	Head    uint64     `json:"head"`
+	Entries []OrgEntry `json:"entries"`
+}
+
+// OrgAppend appends statements Base+1, … if Base is the head.
+type OrgAppend struct {
+	Base    uint64     `json:"base"`
+	Entries []OrgEntry `json:"entries"`
+}
+
+// OrgAppended is the organisation log's new head.
+type OrgAppended struct {
 	Head uint64 `json:"head"`
 }

@@ -34,6 +34,9 @@ var (
 	// ErrRefused: the remote refused entries as breaking the log's rules
 	// (an honest remote never does this to an honest client).
 	ErrRefused = errors.New("the remote refused the entries")
+	// ErrForbidden: the caller has no access (a shared vault or an
+	// organisation it is not, or no longer, a member of).
+	ErrForbidden = errors.New("the remote refused access")
 	// ErrUnavailable: the remote cannot be reached now (offline); writes
 	// stay queued.
 	ErrUnavailable = errors.New("the remote is unreachable")
@@ -84,4 +87,32 @@ type Remote interface {
 
 	// Close releases connections.
 	Close() error
+}
+
+// Orgs is the optional capability of a Remote that hosts organisations and
+// shared vaults (a server; a folder does not). Shared vaults' logs and blobs
+// go through the Remote's Pull, Push, PutBlob and GetBlob by vault id; the
+// remote checks the caller's access (ErrForbidden).
+type Orgs interface {
+	// Orgs lists the organisations the account belongs to or is invited
+	// to.
+	Orgs(ctx context.Context) ([]api.Org, error)
+	// CreateOrg creates an organisation with its first statements,
+	// returning the head; ErrExists if the id is taken.
+	CreateOrg(ctx context.Context, org string, entries []api.OrgEntry) (uint64, error)
+	// PullOrg returns statements after since (at most api.MaxPageLimit)
+	// and the head.
+	PullOrg(ctx context.Context, org string, since uint64) (api.OrgLogPage, error)
+	// PushOrg appends statements base+1.. if base is the head, returning
+	// the new head; ErrStale otherwise, ErrRefused if the remote's own
+	// replay refuses them.
+	PushOrg(ctx context.Context, org string, base uint64, entries []api.OrgEntry) (uint64, error)
+	// OrgVaults lists the organisation's shared vaults the caller may read,
+	// with their heads (Record empty).
+	OrgVaults(ctx context.Context, org string) ([]api.Vault, error)
+	// PutOrgVault creates the shared vault's log (genesis head) once the
+	// log names the vault.
+	PutOrgVault(ctx context.Context, org, vault string) error
+	// DeleteOrg dissolves the organisation (an owner only).
+	DeleteOrg(ctx context.Context, org string) error
 }

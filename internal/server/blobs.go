@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/safehold/safehold/internal/api"
+	"github.com/safehold/safehold/internal/org"
 	"github.com/safehold/safehold/internal/server/storage"
 )
 
@@ -91,7 +92,7 @@ func (s *Server) handleBlobPut(w http.ResponseWriter, r *http.Request, p *princi
 		return err
 	}
 	ctx := r.Context()
-	if _, err := s.ownVault(ctx, p, vault); err != nil {
+	if _, err := s.vaultFor(ctx, p, vault, org.Write); err != nil {
 		return err
 	}
 	var ferr error
@@ -115,7 +116,7 @@ func (s *Server) handleBlobGet(w http.ResponseWriter, r *http.Request, p *princi
 		return err
 	}
 	ctx := r.Context()
-	if _, err := s.ownVault(ctx, p, vault); err != nil {
+	if _, err := s.vaultFor(ctx, p, vault, org.Read); err != nil {
 		return err
 	}
 	rc := http.NewResponseController(w)

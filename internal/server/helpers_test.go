@@ -21,6 +21,8 @@ import (
 	"github.com/safehold/safehold/internal/chain"
 	"github.com/safehold/safehold/internal/kdf"
 	"github.com/safehold/safehold/internal/server/storage"
+	"github.com/safehold/safehold/internal/server/storage/postgres"
+	"github.com/safehold/safehold/internal/server/storage/postgres/pgtest"
 	"github.com/safehold/safehold/internal/server/storage/sqlite"
 	"github.com/safehold/safehold/internal/sign"
 	"github.com/safehold/safehold/internal/vlog"
@@ -65,11 +67,12 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
-// env is one server on a loopback HTTPS listener, on a real SQLite store.
+// env is one server on a loopback HTTPS listener, on a real store (SQLite
+// unless the test asks for PostgreSQL).
 type env struct {
 	t      *testing.T
 	srv    *Server
-	store  *sqlite.Store
+	store  storage.Store
 	dir    string
 	url    string
 	client *http.Client
@@ -90,8 +93,27 @@ func newEnv(t *testing.T) *env {
 	return startEnv(t, st, dir)
 }
 
+// newPGEnv is newEnv on PostgreSQL, in a fresh schema (skipped without a
+// server; CI=true makes that a failure).
+func newPGEnv(t *testing.T) *env {
+	t.Helper()
+	st, err := postgres.Open(t.Context(), pgtest.FreshSchema(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return startEnv(t, st, t.TempDir())
+}
+
+// eachStore runs f as a subtest on a server on SQLite and on one on
+// PostgreSQL.
+func eachStore(t *testing.T, f func(t *testing.T, e *env)) {
+	t.Run("sqlite", func(t *testing.T) { f(t, newEnv(t)) })
+	t.Run("postgres", func(t *testing.T) { f(t, newPGEnv(t)) })
+}
+
 // startEnv starts a server on st with its certificate in dir.
-func startEnv(t *testing.T, st *sqlite.Store, dir string) *env {
+func startEnv(t *testing.T, st storage.Store, dir string) *env {
 	t.Helper()
 	e := &env{t: t, store: st, dir: dir, logs: &syncBuffer{}, clock: &clock{t: time.Now()}}
 	srv, err := New(Config{

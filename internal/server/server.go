@@ -9,8 +9,15 @@
 // chain, revision rules, payload digest, writing device — keeps an honest
 // server's log well-formed and stops one device from writing as another.
 //
+// For organisations (orgs.go, orgstate.go) the server replays each log of
+// signed statements with package org, the code clients run, and enforces
+// what it says: who may read and append to the log, and who may read and
+// write its shared vaults. Clients never rely on this either.
+//
 // The server is stateless between requests: every piece of state lives in
-// the Store, so several processes may serve one PostgreSQL database.
+// the Store, so several processes may serve one PostgreSQL database. The
+// one thing kept in memory, replayed organisation states, is a cache used
+// only at exactly the head the Store reports.
 package server
 
 import (
@@ -89,6 +96,8 @@ type Server struct {
 
 	secretMu sync.Mutex
 	secret   []byte
+
+	orgs orgCache // replayed organisation states (orgstate.go)
 
 	draining atomic.Bool
 }
@@ -253,6 +262,14 @@ func (s *Server) endpoints() []endpoint {
 		{post, api.PathVaults + "/{vault}/log", s.authed(s.handleLogAppend)},
 		{put, api.PathVaults + "/{vault}/blobs/{item}/{blob}", s.authed(s.handleBlobPut)},
 		{get, api.PathVaults + "/{vault}/blobs/{item}/{blob}", s.authed(s.handleBlobGet)},
+
+		{get, api.PathOrgs, s.authed(s.handleOrgs)},
+		{post, api.PathOrgs, s.authed(s.handleOrgCreate)},
+		{del, api.PathOrgs + "/{org}", s.authed(s.handleOrgDelete)},
+		{get, api.PathOrgs + "/{org}/log", s.authed(s.handleOrgLogGet)},
+		{post, api.PathOrgs + "/{org}/log", s.authed(s.handleOrgAppend)},
+		{get, api.PathOrgs + "/{org}/vaults", s.authed(s.handleOrgVaults)},
+		{put, api.PathOrgs + "/{org}/vaults/{vault}", s.authed(s.handleOrgVaultPut)},
 	}
 }
 

@@ -2,7 +2,6 @@ package server
 
 import (
 	"bytes"
-	"context"
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/safehold/safehold/internal/api"
 	"github.com/safehold/safehold/internal/chain"
+	"github.com/safehold/safehold/internal/org"
 	"github.com/safehold/safehold/internal/server/storage"
 	"github.com/safehold/safehold/internal/vlog"
 )
@@ -41,19 +41,6 @@ func pathVault(r *http.Request) (string, error) {
 		return "", badRequest("vault id is not a 26-character id")
 	}
 	return v, nil
-}
-
-// ownVault loads a vault of the caller's account. Another account's vault
-// is "not found", like one that does not exist.
-func (s *Server) ownVault(ctx context.Context, p *principal, vault string) (storage.VaultRow, error) {
-	row, err := s.store.Vault(ctx, vault)
-	if errors.Is(err, storage.ErrNotFound) || err == nil && row.Account != p.account.ID {
-		return storage.VaultRow{}, notFound("vault")
-	}
-	if err != nil {
-		return storage.VaultRow{}, fmt.Errorf("look up vault: %w", err)
-	}
-	return row, nil
 }
 
 // handleVaultPut creates a vault (its log starts at vlog.Genesis) or
@@ -95,17 +82,12 @@ func (s *Server) handleLogGet(w http.ResponseWriter, r *http.Request, p *princip
 	if err != nil {
 		return err
 	}
-	q := r.URL.Query()
-	since, err := queryUint(q.Get("since"), 0)
+	since, limit, err := pageQuery(r)
 	if err != nil {
-		return badRequest("since: %v", err)
-	}
-	limit, err := queryUint(q.Get("limit"), api.MaxPageLimit)
-	if err != nil || limit < 1 || limit > api.MaxPageLimit {
-		return badRequest("limit must be 1..%d", api.MaxPageLimit)
+		return err
 	}
 	ctx := r.Context()
-	row, err := s.ownVault(ctx, p, vault)
+	row, err := s.vaultFor(ctx, p, vault, org.Read)
 	if err != nil {
 		return err
 	}
@@ -132,6 +114,21 @@ func (s *Server) handleLogGet(w http.ResponseWriter, r *http.Request, p *princip
 }
 
 func b64len(n int) int { return base64.StdEncoding.EncodedLen(n) }
+
+// pageQuery parses a log page's ?since=N (default 0) and ?limit=M
+// (default and maximum api.MaxPageLimit).
+func pageQuery(r *http.Request) (since, limit uint64, err error) {
+	q := r.URL.Query()
+	since, err = queryUint(q.Get("since"), 0)
+	if err != nil {
+		return 0, 0, badRequest("since: %v", err)
+	}
+	limit, err = queryUint(q.Get("limit"), api.MaxPageLimit)
+	if err != nil || limit < 1 || limit > api.MaxPageLimit {
+		return 0, 0, badRequest("limit must be 1..%d", api.MaxPageLimit)
+	}
+	return since, limit, nil
+}
 
 // queryUint parses an optional decimal query parameter.
 func queryUint(s string, def uint64) (uint64, error) {
@@ -182,7 +179,7 @@ func (s *Server) handleLogAppend(w http.ResponseWriter, r *http.Request, p *prin
 		return tooLarge(fmt.Sprintf("%d entries, more than %d in one append", len(req.Entries), api.MaxAppend))
 	}
 	ctx := r.Context()
-	row, err := s.ownVault(ctx, p, vault)
+	row, err := s.vaultFor(ctx, p, vault, org.Write)
 	if err != nil {
 		return err
 	}

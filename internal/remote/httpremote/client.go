@@ -431,6 +431,10 @@ func responseError(resp *http.Response) error {
 		se.kind = remote.ErrNotFound
 	case ae.Code == api.CodeExists:
 		se.kind = remote.ErrExists
+	case ae.Code == api.CodeForbidden && ae.Rule == api.RuleAccess:
+		// The organisation's log gives the caller no (or not enough)
+		// access; a 403 without the rule is about the session.
+		se.kind = remote.ErrForbidden
 	case ae.Code == api.CodeUnauthorized, ae.Code == api.CodeForbidden:
 		se.kind = remote.ErrAuth
 	case ae.Code == api.CodeTOTPRequired:

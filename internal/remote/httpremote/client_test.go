@@ -21,6 +21,7 @@ import (
 
 	"github.com/safehold/safehold/internal/api"
 	"github.com/safehold/safehold/internal/remote"
+	"github.com/safehold/safehold/internal/textsafe"
 )
 
 // These tests talk to hand-written handlers to reach what a real server
@@ -347,20 +348,22 @@ func TestErrorCodes(t *testing.T) {
 		status int
 		code   string
 		want   error
+		rule   string
 	}{
-		{409, api.CodeStale, remote.ErrStale},
-		{404, api.CodeNotFound, remote.ErrNotFound},
-		{409, api.CodeExists, remote.ErrExists},
-		{401, api.CodeUnauthorized, remote.ErrAuth},
-		{403, api.CodeForbidden, remote.ErrAuth},
-		{401, api.CodeTOTPRequired, remote.ErrTOTPRequired},
-		{503, api.CodeUnavailable, remote.ErrUnavailable},
-		{502, "", remote.ErrUnavailable},
-		{422, api.CodeInvalidEntry, remote.ErrRefused},
-		{500, api.CodeInternal, nil},
+		{409, api.CodeStale, remote.ErrStale, ""},
+		{404, api.CodeNotFound, remote.ErrNotFound, ""},
+		{409, api.CodeExists, remote.ErrExists, ""},
+		{401, api.CodeUnauthorized, remote.ErrAuth, ""},
+		{403, api.CodeForbidden, remote.ErrAuth, ""},
+		{403, api.CodeForbidden, remote.ErrForbidden, api.RuleAccess},
+		{401, api.CodeTOTPRequired, remote.ErrTOTPRequired, ""},
+		{503, api.CodeUnavailable, remote.ErrUnavailable, ""},
+		{502, "", remote.ErrUnavailable, ""},
+		{422, api.CodeInvalidEntry, remote.ErrRefused, ""},
+		{500, api.CodeInternal, nil, ""},
 	} {
 		srv, fp := newTLS(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			writeJSON(w, tc.status, api.Error{Code: tc.code, Message: "m", Head: 3})
+			writeJSON(w, tc.status, api.Error{Code: tc.code, Message: "m", Head: 3, Rule: tc.rule})
 		}))
 		c := newClient(t, srv, fp, Options{})
 		err := c.Login(t.Context(), api.LoginRequest{Email: "a@example.com"})
@@ -371,6 +374,9 @@ func TestErrorCodes(t *testing.T) {
 		}
 		if tc.want != nil && !errors.Is(err, tc.want) {
 			t.Errorf("%d %s: err = %v, want %v", tc.status, tc.code, err, tc.want)
+		}
+		if tc.want == remote.ErrForbidden && errors.Is(err, remote.ErrAuth) {
+			t.Errorf("%d %s rule %s: err = %v also matches ErrAuth", tc.status, tc.code, tc.rule, err)
 		}
 		if tc.want == nil && se.Unwrap() != nil {
 			t.Errorf("%d %s: matches %v", tc.status, tc.code, se.Unwrap())
@@ -511,7 +517,7 @@ func FuzzSanitize(f *testing.F) {
 		n := 0
 		for _, r := range out {
 			n++
-			if r < 0x20 || (r >= 0x7f && r <= 0x9f) || invisible(r) {
+			if r < 0x20 || (r >= 0x7f && r <= 0x9f) || !textsafe.Printable(string(r)) {
 				t.Fatalf("sanitize(%q) = %q keeps %U", s, out, r)
 			}
 		}

@@ -6,9 +6,9 @@ import (
 	"net/http"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/safehold/safehold/internal/remote"
+	"github.com/safehold/safehold/internal/textsafe"
 )
 
 // ErrFingerprint matches a *FingerprintError with errors.Is.
@@ -60,7 +60,10 @@ func (e *RateLimitError) Unwrap() error { return remote.ErrUnavailable }
 // ServerError is any other non-2xx answer. Code, Message and Rule are the
 // server's text, sanitised: show them as data. It matches, with errors.Is,
 // the remote error its code means (remote.ErrStale, ErrNotFound, ErrExists,
-// ErrAuth, ErrTOTPRequired, ErrUnavailable), if any.
+// ErrAuth, ErrForbidden, ErrTOTPRequired, ErrRefused, ErrUnavailable), if
+// any. A 403 forbidden is ErrForbidden when its rule is "access" (the
+// organisation's log refuses the caller) and ErrAuth otherwise (a disabled
+// account or a revoked device).
 type ServerError struct {
 	Status  int
 	Code    string
@@ -97,6 +100,8 @@ func (e *ServerError) Error() string {
 		}
 	case remote.ErrTOTPRequired:
 		b.WriteString("; pass a current two-factor code or a recovery code")
+	case remote.ErrForbidden:
+		b.WriteString("; ask an administrator of the organisation for access")
 	case remote.ErrStale:
 		b.WriteString("; sync again")
 	}
@@ -109,107 +114,13 @@ func (e *ServerError) Unwrap() error { return e.kind }
 // maxText bounds any server-provided text put into an error.
 const maxText = 300
 
-// sanitize makes server-provided text safe to show: it removes terminal
-// escape sequences (CSI, OSC, DCS and the like, whether introduced by ESC or
-// by their C1 code), every other C0 and C1 control character and DEL,
-// bidirectional overrides and isolates, and line and paragraph separators;
-// tabs and line breaks become spaces; invalid UTF-8 becomes U+FFFD. The
-// result has at most 300 characters (and "…" if cut).
-func sanitize(s string) string {
-	rs := []rune(s) // invalid UTF-8 becomes U+FFFD
-	var b strings.Builder
-	n := 0
-	for i := 0; i < len(rs); i++ {
-		r := rs[i]
-		switch {
-		case r == 0x1b || r == 0x90 || r == 0x98 || r == 0x9b || r == 0x9d || r == 0x9e || r == 0x9f:
-			i = skipEscape(rs, i)
-			continue
-		case r == '\t' || r == '\n' || r == '\r':
-			r = ' '
-		case r < 0x20 || r == 0x7f || (r >= 0x80 && r <= 0x9f):
-			continue
-		case invisible(r):
-			continue
-		}
-		if n == maxText {
-			b.WriteString("…")
-			break
-		}
-		b.WriteRune(r)
-		n++
-	}
-	return b.String()
-}
-
-// invisible reports the format characters that reorder or break lines of
-// text: bidirectional marks, embeddings, overrides and isolates, and the
-// line and paragraph separators.
-func invisible(r rune) bool {
-	switch {
-	case r == 0x061c, r == 0x200e, r == 0x200f:
-		return true
-	case r >= 0x202a && r <= 0x202e:
-		return true
-	case r >= 0x2066 && r <= 0x2069:
-		return true
-	case r == 0x2028, r == 0x2029:
-		return true
-	}
-	return false
-}
-
-// skipEscape returns the index of the last rune of the escape sequence
-// starting at rs[i] (ESC or a C1 introducer).
-func skipEscape(rs []rune, i int) int {
-	kind := rs[i]
-	j := i + 1
-	if kind == 0x1b {
-		if j >= len(rs) {
-			return i
-		}
-		switch rs[j] {
-		case '[':
-			kind = 0x9b
-		case ']', 'P', 'X', '^', '_':
-			kind = 0x9d
-		default:
-			return j // a two-character escape
-		}
-		j++
-	}
-	if kind == 0x9b {
-		// CSI: parameters and intermediates up to a final byte 0x40..0x7e.
-		for ; j < len(rs); j++ {
-			if rs[j] >= 0x40 && rs[j] <= 0x7e {
-				return j
-			}
-		}
-		return len(rs) - 1
-	}
-	// A control string (OSC, DCS, SOS, PM, APC): up to BEL or ST.
-	for ; j < len(rs); j++ {
-		switch {
-		case rs[j] == 0x07 || rs[j] == 0x9c:
-			return j
-		case rs[j] == 0x1b && j+1 < len(rs) && rs[j+1] == '\\':
-			return j + 1
-		}
-	}
-	return len(rs) - 1
-}
+// sanitize makes server-provided text safe to show (textsafe.Clean: no
+// terminal escapes, control characters, bidirectional overrides or
+// invalid UTF-8; tabs and line breaks become spaces), at most 300
+// characters (and "…" if cut).
+func sanitize(s string) string { return textsafe.Truncate(textsafe.Clean(s), maxText) }
 
 // printable reports whether s is valid UTF-8 without control characters:
 // for values the client uses rather than shows (a TOTP URI, recovery
 // codes), which are refused rather than altered.
-func printable(s string) bool {
-	if !utf8.ValidString(s) {
-		return false
-	}
-	for _, r := range s {
-		if r < 0x20 || (r >= 0x7f && r <= 0x9f) || invisible(r) {
-			return false
-		}
-	}
-	return true
-}
+func printable(s string) bool { return textsafe.Printable(s) }

@@ -6,6 +6,11 @@
 // device key, chained from vlog.Genesis, with real payload digests) because
 // a server checks them; it does not rely on a Remote checking anything
 // beyond what package remote's contract says.
+//
+// A Remote that also implements remote.Orgs (a server) runs the
+// organisation part too (orgs.go): real statements from a real root key,
+// shared vaults and the access the organisation's log gives; one without
+// it (a folder) skips that part.
 package remotetest
 
 import (
@@ -52,6 +57,10 @@ func Run(t *testing.T, newRemote func(t *testing.T) remote.Remote) {
 	t.Run("Purge", s.testPurge)
 	t.Run("Blobs", s.testBlobs)
 	t.Run("BadIDs", s.testBadIDs)
+	// Organisations and shared vaults (orgs.go): only for a Remote that
+	// implements remote.Orgs.
+	t.Run("Orgs", s.testOrgs)
+	t.Run("OrgPaging", s.testOrgPaging)
 }
 
 type suite struct {

@@ -8,7 +8,8 @@
 // ciphertexts, device ids and platforms, and login history. It never
 // interprets a ciphertext. All rules about what may be appended are the
 // server's (package server); the store gives it the atomicity it needs:
-// Append is a compare-and-swap on the vault's head.
+// Append is a compare-and-swap on the vault's head, AppendOrg on the
+// organisation's.
 package storage
 
 import (
@@ -88,10 +89,12 @@ type Throttle struct {
 	Until    time.Time // no attempt before this time
 }
 
-// VaultRow is one vault of an account.
+// VaultRow is one vault of an account, or a shared vault of an
+// organisation (Org set, Account empty).
 type VaultRow struct {
 	Vault    string
 	Account  string
+	Org      string
 	Record   []byte
 	Head     uint64
 	HeadHash []byte // 64-byte chain hash after the head entry
@@ -114,6 +117,38 @@ type Entry struct {
 	Body     []byte
 	Sig      []byte
 	Payload  []byte // nil for a purge, and for a put whose item was purged since
+}
+
+// OrgRow is one organisation: its log head.
+type OrgRow struct {
+	Org      string
+	Head     uint64
+	HeadHash []byte // 64-byte chain hash after the head statement
+	Created  time.Time
+}
+
+// OrgEntry is one stored organisation statement (body and signature, as
+// the client signed them).
+type OrgEntry struct {
+	Seq  uint64
+	Body []byte
+	Sig  []byte
+}
+
+// OrgIndex names who may see an organisation, as the server's replay of
+// its log says: one row per member or pending invitation. Email is
+// lower-cased; Account is empty for an invitation not yet accepted.
+type OrgIndex struct {
+	Account string
+	Email   string
+	State   string // "invited", "accepted", "active"
+}
+
+// OrgRef is one organisation an account or address appears in.
+type OrgRef struct {
+	Org   string
+	Head  uint64
+	State string
 }
 
 // Usage is what an account stores.
@@ -141,13 +176,21 @@ type AccountSummary struct {
 //   - A method that names one account, device, vault or blob which does
 //     not exist returns ErrNotFound: AccountBy*, UpdateDocument, SetTOTP,
 //     SetDisabled, DeleteAccount, Usage, Device, RevokeDevice, Vault,
-//     ItemStates, Append, Entries, PutBlob (unknown vault) and Blob. So do
-//     UpsertDevice, CreateSession, RecordLogin and PutVault for an unknown
-//     account. Listing methods (Devices, Logins, Vaults) return nothing for
-//     an unknown account; UseRecoveryCode returns false; DeleteSession of
-//     an unknown token does nothing.
-//   - Append's entries are numbered base+1, base+2, ... (an error
-//     otherwise, not ErrStale); Entries and Logins want limit >= 1.
+//     ItemStates, Append, Entries, PutBlob (unknown vault) and Blob, Org,
+//     AppendOrg, OrgEntries, DeleteOrg and PutOrgVault (unknown
+//     organisation). So do UpsertDevice, CreateSession, RecordLogin and
+//     PutVault for an unknown account. Listing methods (Devices, Logins,
+//     Vaults, OrgsFor, OrgVaults) return nothing for an unknown account or
+//     organisation; UseRecoveryCode returns false; DeleteSession of an
+//     unknown token does nothing.
+//   - Append's entries and AppendOrg's statements are numbered base+1,
+//     base+2, ..., and CreateOrg's 1, 2, ... (at least one; an error
+//     otherwise, not ErrStale); Entries, OrgEntries and Logins want
+//     limit >= 1.
+//   - A shared vault (VaultRow.Org set) is no account's: Vaults, Usage and
+//     Accounts leave it out, DeleteAccount leaves it alone, and PutVault
+//     refuses its id (ErrExists). The methods that name a vault by id
+//     work on it as on an account's vault.
 //   - An entry's Payload and a blob's chunks are copied: the caller may
 //     reuse its buffers once the method returns or the iterator resumes.
 type Store interface {
@@ -231,4 +274,33 @@ type Store interface {
 	PutBlob(ctx context.Context, vault, item, blob string, chunks iter.Seq2[[]byte, error]) error
 	// Blob calls fn for each chunk in order; ErrNotFound if absent.
 	Blob(ctx context.Context, vault, item, blob string, fn func(idx int, chunk []byte) error) error
+
+	// CreateOrg stores a new organisation with its first statements
+	// (numbered 1..n), its head hash and its index; ErrExists if the id is
+	// taken.
+	CreateOrg(ctx context.Context, org string, entries []OrgEntry, headHash []byte, index []OrgIndex) error
+	// AppendOrg adds statements base+1.. , moves the head and replaces
+	// the index, atomically, if the head is still base; ErrStale
+	// otherwise; ErrNotFound for an unknown organisation.
+	AppendOrg(ctx context.Context, org string, base uint64, entries []OrgEntry, headHash []byte, index []OrgIndex) error
+	Org(ctx context.Context, org string) (OrgRow, error)
+	// OrgEntries calls fn for statements after since, in order, at most
+	// limit (limit >= 1).
+	OrgEntries(ctx context.Context, org string, since uint64, limit int, fn func(OrgEntry) error) error
+	// OrgsFor lists the organisations whose index names the account id or
+	// the e-mail address (an index row matches on either; addresses
+	// compare lower-cased; an empty argument matches nothing), sorted by
+	// id, each once with the best state it has there (active, then
+	// accepted, then invited).
+	OrgsFor(ctx context.Context, account, email string) ([]OrgRef, error)
+	// DeleteOrg removes the organisation, its statements, index and
+	// shared vaults (with their logs, payloads and blobs).
+	DeleteOrg(ctx context.Context, org string) error
+	// PutOrgVault creates a shared vault of the organisation (head 0, the
+	// given genesis hash, empty record); nothing if it exists in the same
+	// organisation; ErrExists if the id is any other vault's;
+	// ErrNotFound for an unknown organisation.
+	PutOrgVault(ctx context.Context, org, vault string, genesis []byte) error
+	// OrgVaults lists the organisation's shared vaults.
+	OrgVaults(ctx context.Context, org string) ([]VaultRow, error)
 }

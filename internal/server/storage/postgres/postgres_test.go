@@ -2,12 +2,14 @@ package postgres
 
 import (
 	"errors"
-	"github.com/safehold/safehold/internal/server/storage/postgres/pgtest"
 	"strings"
 	"sync"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/safehold/safehold/internal/server/storage"
+	"github.com/safehold/safehold/internal/server/storage/postgres/pgtest"
 	"github.com/safehold/safehold/internal/server/storage/storagetest"
 )
 
@@ -145,5 +147,61 @@ func TestDropsAbandonedUploads(t *testing.T) {
 	s2.pool.QueryRow(ctx, `SELECT count(*) FROM blob_chunks`).Scan(&chunks)
 	if len(ids) != 1 || ids[0] != recent || chunks != 0 {
 		t.Fatalf("after Open: uploads %v and %d chunks; want only the recent upload %d", ids, chunks, recent)
+	}
+}
+
+// A database of schema 1 with data migrates forward: existing vaults keep
+// their account, and deleting the account still deletes them and their
+// entries and blobs.
+func TestMigratesSchema1(t *testing.T) {
+	dsn := pgtest.FreshSchema(t)
+	ctx := t.Context()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	schema1, err := migrations.ReadFile("migrations/0001_init.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`CREATE TABLE schema_migrations (version integer PRIMARY KEY, applied timestamptz NOT NULL DEFAULT now())`,
+		string(schema1),
+		`INSERT INTO schema_migrations (version) VALUES (1)`,
+		`INSERT INTO accounts (id, email, kdf, verifier, epoch, document, created) VALUES ('a', 'a@example.com', '\x00', '\x00', 1, '\x00', now())`,
+		`INSERT INTO vaults (vault, account, record, head, head_hash) VALUES ('v', 'a', '\x0102', 1, '\x0304')`,
+		`INSERT INTO entries (vault, seq, op, item, revision, body, sig, payload) VALUES ('v', 1, 1, 'i', 1, '\x05', '\x06', '\x07')`,
+		`INSERT INTO items (vault, item, revision, purged) VALUES ('v', 'i', 1, false)`,
+		`INSERT INTO blob_uploads (id, vault, item, touched) OVERRIDING SYSTEM VALUE VALUES (1, 'v', 'i', now())`,
+		`INSERT INTO blob_chunks (upload, idx, chunk) VALUES (1, 0, '\x08')`,
+		`INSERT INTO blobs (vault, item, blob, upload, chunks, bytes) VALUES ('v', 'i', 'b', 1, 1, 1)`,
+	} {
+		if _, err := conn.Exec(ctx, q); err != nil {
+			conn.Close(ctx)
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	conn.Close(ctx)
+
+	s := open(t, dsn)
+	v, err := s.Vault(ctx, "v")
+	if err != nil || v.Account != "a" || v.Org != "" || string(v.Record) != "\x01\x02" || v.Head != 1 || string(v.HeadHash) != "\x03\x04" {
+		t.Fatalf("Vault after migration = %+v, %v", v, err)
+	}
+	if err := s.Blob(ctx, "v", "i", "b", func(int, []byte) error { return nil }); err != nil {
+		t.Fatalf("Blob after migration: %v", err)
+	}
+	if err := s.DeleteAccount(ctx, "a"); err != nil {
+		t.Fatalf("DeleteAccount: %v", err)
+	}
+	for _, table := range []string{"vaults", "entries", "items", "blob_uploads", "blob_chunks", "blobs"} {
+		var n int
+		if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM `+table).Scan(&n); err != nil || n != 0 {
+			t.Fatalf("%s after DeleteAccount: %d rows, %v; want none", table, n, err)
+		}
+	}
+	// A vault is an account's or an organisation's, never neither.
+	if _, err := s.pool.Exec(ctx, `INSERT INTO vaults (vault, record, head, head_hash) VALUES ('w', '', 0, '')`); err == nil {
+		t.Fatal("a vault of no account and no organisation was stored")
 	}
 }

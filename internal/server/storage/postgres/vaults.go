@@ -16,7 +16,8 @@ import (
 const opPurge = 2 // storage.Entry.Op of a purge
 
 // PutVault creates a vault at head 0 with the genesis hash, or replaces
-// the record of the account's existing vault, in one upsert that does
+// the record of the account's existing vault (a shared vault, whose
+// account is NULL, is never the account's), in one upsert that does
 // nothing to another account's vault.
 func (s *Store) PutVault(ctx context.Context, account, vault string, record, genesis []byte) error {
 	tag, err := s.pool.Exec(ctx, `INSERT INTO vaults (vault, account, record, head, head_hash)
@@ -29,21 +30,24 @@ func (s *Store) PutVault(ctx context.Context, account, vault string, record, gen
 	return wrap("store vault", constraint(err))
 }
 
-const vaultColumns = `vault, account, record, head, head_hash`
+// vaultColumns read a vault row; account and org are NULL in the database
+// where VaultRow has them empty.
+const vaultColumns = `vault, coalesce(account, ''), coalesce(org, ''), record, head, head_hash`
 
 func scanVault(row pgx.Row) (storage.VaultRow, error) {
 	var (
 		v    storage.VaultRow
 		head int64
 	)
-	if err := row.Scan(&v.Vault, &v.Account, &v.Record, &head, &v.HeadHash); err != nil {
+	if err := row.Scan(&v.Vault, &v.Account, &v.Org, &v.Record, &head, &v.HeadHash); err != nil {
 		return storage.VaultRow{}, noRows(err)
 	}
 	v.Head = uint64(head)
 	return v, nil
 }
 
-// Vaults lists an account's vaults.
+// Vaults lists an account's vaults (not the shared vaults of its
+// organisations, which have no account).
 func (s *Store) Vaults(ctx context.Context, account string) ([]storage.VaultRow, error) {
 	rows, err := s.pool.Query(ctx, `SELECT `+vaultColumns+` FROM vaults WHERE account = $1 ORDER BY vault`, account)
 	if err != nil {

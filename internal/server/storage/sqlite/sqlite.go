@@ -197,7 +197,15 @@ func (s *Store) Close() error {
 // migrate applies the embedded migrations above PRAGMA user_version, each
 // in its own write transaction that re-reads the version, so that two
 // processes opening the file at once apply each migration once.
-func (s *Store) migrate() error {
+//
+// Foreign keys are off while migrating, as SQLite's procedure for changing
+// a table's definition requires (a migration rebuilds the table under a
+// new name, drops the old one and renames the new; with foreign keys on,
+// the drop would delete every row referring to the old table). Each
+// migration checks, before it commits, that it left every reference whole.
+// The pragma cannot change inside a transaction, so it is set on the
+// writer's one connection around them.
+func (s *Store) migrate() (err error) {
 	names, err := fs.Glob(migrations, "migrations/*.sql")
 	if err != nil {
 		return fmt.Errorf("list migrations: %w", err)
@@ -209,6 +217,14 @@ func (s *Store) migrate() error {
 			return fmt.Errorf("migration %s is misnumbered", name)
 		}
 	}
+	if _, err := s.w.Exec("PRAGMA foreign_keys = OFF"); err != nil {
+		return fmt.Errorf("prepare migration: %w", err)
+	}
+	defer func() {
+		if _, ferr := s.w.Exec("PRAGMA foreign_keys = ON"); ferr != nil {
+			err = errors.Join(err, fmt.Errorf("end migration: %w", ferr))
+		}
+	}()
 	for i, name := range names {
 		n := i + 1
 		body, err := migrations.ReadFile(name)
@@ -228,6 +244,9 @@ func (s *Store) migrate() error {
 			if _, err := tx.Exec(string(body)); err != nil {
 				return fmt.Errorf("apply migration %s: %w", name, err)
 			}
+			if err := foreignKeyCheck(tx); err != nil {
+				return fmt.Errorf("apply migration %s: %w", name, err)
+			}
 			if _, err := tx.Exec(fmt.Sprintf("PRAGMA user_version = %d", n)); err != nil {
 				return fmt.Errorf("apply migration %s: %w", name, err)
 			}
@@ -238,6 +257,27 @@ func (s *Store) migrate() error {
 		}
 	}
 	return nil
+}
+
+// foreignKeyCheck fails if any row refers to a row that does not exist.
+func foreignKeyCheck(tx *sql.Tx) error {
+	rows, err := tx.Query("PRAGMA foreign_key_check")
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	if rows.Next() {
+		var (
+			table, parent string
+			rowid         sql.NullInt64
+			fk            int64
+		)
+		if err := rows.Scan(&table, &rowid, &parent, &fk); err != nil {
+			return err
+		}
+		return fmt.Errorf("a row of %s refers to a missing row of %s", table, parent)
+	}
+	return rows.Err()
 }
 
 // checkFile returns the file's schema version after checking that it is

@@ -217,3 +217,77 @@ func TestDropsAbandonedUploads(t *testing.T) {
 		t.Fatalf("after reopen: uploads %v and %d chunks; want only the recent upload", ids, chunks)
 	}
 }
+
+// A file of schema 1 with data migrates forward: vaults is rebuilt with
+// its rows, and the tables that refer to it refer to the new table (a
+// deleted account still takes its entries and blobs with it).
+func TestMigratesSchema1(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "server.db")
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=foreign_keys(1)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	schema1, err := migrations.ReadFile("migrations/0001_init.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		fmt.Sprintf("PRAGMA application_id = %d", ApplicationID),
+		string(schema1),
+		"PRAGMA user_version = 1",
+		`INSERT INTO accounts (id, email, kdf, verifier, epoch, document, created) VALUES ('a', 'a@example.com', x'00', x'00', 1, x'00', 0)`,
+		`INSERT INTO vaults (vault, account, record, head, head_hash) VALUES ('v', 'a', x'0102', 1, x'0304')`,
+		`INSERT INTO entries (vault, seq, op, item, revision, body, sig, payload) VALUES ('v', 1, 1, 'i', 1, x'05', x'06', x'07')`,
+		`INSERT INTO items (vault, item, revision, purged) VALUES ('v', 'i', 1, 0)`,
+		`INSERT INTO blob_uploads (id, vault, item, touched) VALUES (1, 'v', 'i', 0)`,
+		`INSERT INTO blob_chunks (upload, idx, chunk) VALUES (1, 0, x'08')`,
+		`INSERT INTO blobs (vault, item, blob, upload, chunks, bytes) VALUES ('v', 'i', 'b', 1, 1, 1)`,
+	} {
+		if _, err := db.Exec(q); err != nil {
+			db.Close()
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	db.Close()
+
+	s := open(t, path)
+	ctx := t.Context()
+	v, err := s.Vault(ctx, "v")
+	if err != nil || v.Account != "a" || v.Org != "" || string(v.Record) != "\x01\x02" || v.Head != 1 || string(v.HeadHash) != "\x03\x04" {
+		t.Fatalf("Vault after migration = %+v, %v", v, err)
+	}
+	var n int
+	if err := s.Entries(ctx, "v", 0, 10, func(e storage.Entry) error {
+		n++
+		if string(e.Payload) != "\x07" {
+			t.Errorf("entry payload %x after migration", e.Payload)
+		}
+		return nil
+	}); err != nil || n != 1 {
+		t.Fatalf("Entries after migration: %d, %v", n, err)
+	}
+	if err := s.Blob(ctx, "v", "i", "b", func(int, []byte) error { return nil }); err != nil {
+		t.Fatalf("Blob after migration: %v", err)
+	}
+	var fk int
+	if err := s.w.QueryRow("PRAGMA foreign_keys").Scan(&fk); err != nil || fk != 1 {
+		t.Fatalf("foreign keys after migration: %d, %v; want on", fk, err)
+	}
+	var stale int
+	if err := s.r.QueryRow(`SELECT count(*) FROM sqlite_schema WHERE sql LIKE '%vaults_new%'`).Scan(&stale); err != nil || stale != 0 {
+		t.Fatalf("%d schema objects still name vaults_new (%v)", stale, err)
+	}
+	if err := s.DeleteAccount(ctx, "a"); err != nil {
+		t.Fatalf("DeleteAccount: %v", err)
+	}
+	for _, table := range []string{"vaults", "entries", "items", "blob_uploads", "blob_chunks", "blobs"} {
+		if err := s.r.QueryRow(`SELECT count(*) FROM ` + table).Scan(&n); err != nil || n != 0 {
+			t.Fatalf("%s after DeleteAccount: %d rows, %v; want none", table, n, err)
+		}
+	}
+}

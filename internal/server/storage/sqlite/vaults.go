@@ -24,7 +24,8 @@ const (
 )
 
 // PutVault creates a vault at head 0 with the genesis hash, or replaces
-// the record of the account's existing vault.
+// the record of the account's existing vault (a shared vault, whose
+// account is NULL, is never the account's).
 func (s *Store) PutVault(ctx context.Context, account, vault string, record, genesis []byte) error {
 	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `INSERT INTO vaults (vault, account, record, head, head_hash)
@@ -42,21 +43,24 @@ func (s *Store) PutVault(ctx context.Context, account, vault string, record, gen
 	return wrap("store vault", err)
 }
 
-const vaultColumns = `vault, account, record, head, head_hash`
+// vaultColumns read a vault row; account and org are NULL in the database
+// where VaultRow has them empty.
+const vaultColumns = `vault, coalesce(account, ''), coalesce(org, ''), record, head, head_hash`
 
 func scanVault(row scanner) (storage.VaultRow, error) {
 	var (
 		v    storage.VaultRow
 		head int64
 	)
-	if err := row.Scan(&v.Vault, &v.Account, &v.Record, &head, &v.HeadHash); err != nil {
+	if err := row.Scan(&v.Vault, &v.Account, &v.Org, &v.Record, &head, &v.HeadHash); err != nil {
 		return storage.VaultRow{}, noRows(err)
 	}
 	v.Head = uint64(head)
 	return v, nil
 }
 
-// Vaults lists an account's vaults.
+// Vaults lists an account's vaults (not the shared vaults of its
+// organisations, which have no account).
 func (s *Store) Vaults(ctx context.Context, account string) ([]storage.VaultRow, error) {
 	rows, err := s.query(ctx, `SELECT `+vaultColumns+` FROM vaults WHERE account = ? ORDER BY vault`, account)
 	if err != nil {

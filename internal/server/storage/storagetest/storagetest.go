@@ -61,6 +61,15 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 		{"Usage", testUsage},
 		{"DeleteAccount", testDeleteAccount},
 		{"UnknownAccount", testUnknownAccount},
+		{"CreateOrg", testCreateOrg},
+		{"AppendOrg", testAppendOrg},
+		{"OrgAppendRace", testOrgAppendRace},
+		{"OrgEntries", testOrgEntries},
+		{"OrgsFor", testOrgsFor},
+		{"OrgVaults", testOrgVaults},
+		{"SharedVaultLog", testSharedVaultLog},
+		{"DeleteOrg", testDeleteOrg},
+		{"DeleteAccountKeepsOrgs", testDeleteAccountKeepsOrgs},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -83,6 +92,9 @@ func RunShared(t *testing.T, open func(t *testing.T) (storage.Store, storage.Sto
 		{"Append", testSharedAppend},
 		{"Throttle", testSharedThrottle},
 		{"RecoveryCode", testSharedRecoveryCode},
+		{"CreateOrg", testSharedCreateOrg},
+		{"AppendOrg", testSharedAppendOrg},
+		{"PutOrgVault", testSharedPutOrgVault},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
