@@ -12,6 +12,12 @@ package main
 //	                           PATH (like recovery_key or 0.id) of a JSON file
 //	                           (FILE may be stdout or stderr; a leading
 //	                           insecure-KDF WARNING line is skipped)
+//	jsonpick FILE KEY VALUE FIELD [OUT]
+//	                           in a JSON array (FILE as for jsonfield), the
+//	                           one object whose KEY is the string VALUE:
+//	                           print (or write to OUT) its FIELD, like the
+//	                           fingerprint of one member of
+//	                           `safe org members ORG --json`
 //	sqlite DB STMT...          run statements on a vault file in one
 //	                           transaction (a SELECT prints its rows); an
 //	                           UPDATE or DELETE that changes no row fails
@@ -32,6 +38,9 @@ package main
 //	                           (https://HOST:PORT), ADDR (HOST:PORT) and FP
 //	                           (the certificate fingerprint)
 //	envfile VAR FILE           set VAR to the first line of FILE
+//	envstr VAR GOSTRING        set VAR to the value of a Go string literal
+//	                           ('"\x1b]0;x\x07"'): text with escapes and
+//	                           control characters for one argument
 //	totpcode SEED VAR [STEPS]  set VAR to SEED's TOTP code for the period
 //	                           STEPS periods from now (default 0); a server
 //	                           takes each code once, and one period of skew
@@ -92,6 +101,7 @@ func TestScripts(t *testing.T) {
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"exitcode":  cmdExitcode,
 			"jsonfield": cmdJSONField,
+			"jsonpick":  cmdJSONPick,
 			"sqlite":    cmdSQLite,
 			"totpcheck": cmdTOTPCheck,
 			"samekey":   cmdSameKey,
@@ -100,6 +110,7 @@ func TestScripts(t *testing.T) {
 			"anyout":    cmdAnyout,
 			"serverenv": cmdServerEnv,
 			"envfile":   cmdEnvFile,
+			"envstr":    cmdEnvStr,
 			"totpcode":  cmdTOTPCode,
 			"secretkey": cmdSecretKey,
 			"grepall":   cmdGrepAll,
@@ -188,6 +199,54 @@ func cmdJSONField(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	if len(args) == 3 {
 		ts.Check(os.WriteFile(ts.MkAbs(args[2]), []byte(out+"\n"), 0o600))
+		return
+	}
+	fmt.Fprintln(ts.Stdout(), out)
+}
+
+// cmdJSONPick finds one object of a JSON array by a key's value and
+// extracts one of its fields.
+func cmdJSONPick(ts *testscript.TestScript, neg bool, args []string) {
+	if neg {
+		ts.Fatalf("unsupported: ! jsonpick")
+	}
+	if len(args) != 4 && len(args) != 5 {
+		ts.Fatalf("usage: jsonpick FILE KEY VALUE FIELD [OUTFILE]")
+	}
+	text := ts.ReadFile(args[0])
+	for strings.HasPrefix(text, "WARNING: ") {
+		_, text, _ = strings.Cut(text, "\n")
+	}
+	var list []map[string]any
+	dec := json.NewDecoder(strings.NewReader(text))
+	dec.UseNumber()
+	if err := dec.Decode(&list); err != nil {
+		ts.Fatalf("jsonpick: %s: %v", args[0], err)
+	}
+	var hit map[string]any
+	for _, obj := range list {
+		if v, ok := obj[args[1]].(string); ok && v == args[2] {
+			if hit != nil {
+				ts.Fatalf("jsonpick: %s has several objects with %s %q", args[0], args[1], args[2])
+			}
+			hit = obj
+		}
+	}
+	if hit == nil {
+		ts.Fatalf("jsonpick: %s has no object with %s %q", args[0], args[1], args[2])
+	}
+	v, ok := hit[args[3]]
+	if !ok {
+		ts.Fatalf("jsonpick: the object with %s %q has no %q", args[1], args[2], args[3])
+	}
+	out, ok := v.(string)
+	if !ok {
+		b, err := json.Marshal(v)
+		ts.Check(err)
+		out = string(b)
+	}
+	if len(args) == 5 {
+		ts.Check(os.WriteFile(ts.MkAbs(args[4]), []byte(out+"\n"), 0o600))
 		return
 	}
 	fmt.Fprintln(ts.Stdout(), out)
@@ -390,6 +449,19 @@ func cmdServerEnv(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Setenv("URL", info.URL)
 	ts.Setenv("ADDR", addr)
 	ts.Setenv("FP", info.Fingerprint)
+}
+
+// cmdEnvStr sets a variable to text no script line can hold literally
+// (terminal escapes, control characters), from a Go string literal.
+func cmdEnvStr(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: envstr VAR GOSTRING")
+	}
+	s, err := strconv.Unquote(args[1])
+	if err != nil {
+		ts.Fatalf("envstr: %s: %v", args[1], err)
+	}
+	ts.Setenv(args[0], s)
 }
 
 // cmdEnvFile sets a variable from a file, for values one command prints

@@ -13,7 +13,6 @@ import (
 	"os"
 	"runtime/debug"
 	"slices"
-	"strings"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
@@ -22,6 +21,7 @@ import (
 	"github.com/safehold/safehold/internal/item"
 	"github.com/safehold/safehold/internal/service"
 	"github.com/safehold/safehold/internal/store"
+	"github.com/safehold/safehold/internal/textsafe"
 	"github.com/safehold/safehold/internal/vault"
 )
 
@@ -61,6 +61,10 @@ type app struct {
 	home     string
 	ctx      context.Context
 	insecure bool // the vault uses the test KDF profile (warned once)
+	// vault is --vault of item commands: the vault in which item names
+	// are resolved, items added and listed ("" for all, or for the first
+	// vault when adding).
+	vault string
 }
 
 // Main runs the command line and returns the process exit code.
@@ -118,6 +122,7 @@ Start with:  safe init    then  safe add login --title Example --generate`,
 		a.sshCommand(), a.clipboardClearCommand(),
 		a.accountCommand(), a.syncCommand(), a.remoteCommand(), a.deviceCommand(),
 		a.twoFACommand(), a.conflictsCommand(), a.kitCommand(), a.serveCommand(), a.adminCommand(), a.benchCommand(),
+		a.orgCommand(), a.vaultCommand(), a.moveCommand("mv"), a.moveCommand("cp"),
 	} {
 		root.AddCommand(c)
 	}
@@ -259,7 +264,7 @@ func (a *app) report(err error) int {
 		enc.Encode(out)
 		return code
 	}
-	fmt.Fprintf(a.env.Stderr, "error: %s\n", sanitizeLines(err.Error()))
+	fmt.Fprintf(a.env.Stderr, "error: %s\n", textsafe.CleanLines(err.Error()))
 	if hint != "" {
 		fmt.Fprintf(a.env.Stderr, "hint: %s\n", hint)
 	}
@@ -301,25 +306,4 @@ const insecureText = "WARNING: this vault uses the INSECURE TEST KDF profile (SA
 func (a *app) stdinIsTerminal() bool {
 	f, ok := a.env.Stdin.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
-}
-
-// sanitizeLines removes control characters (terminal escapes included) from
-// text shown on a terminal, keeping line breaks and tabs.
-func sanitizeLines(s string) string {
-	return strings.Map(func(r rune) rune {
-		switch {
-		case r == '\n' || r == '\t':
-			return r
-		case r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0):
-			return -1
-		case r == '\u202e' || r == '\u202d' || r == '\u2066' || r == '\u2067' || r == '\u2068' || r == '\u2069':
-			return -1 // bidirectional overrides
-		}
-		return r
-	}, s)
-}
-
-// sanitize is sanitizeLines for one-line values.
-func sanitize(s string) string {
-	return strings.ReplaceAll(strings.ReplaceAll(sanitizeLines(s), "\n", " "), "\t", " ")
 }

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 
 	"github.com/spf13/cobra"
+
+	"github.com/safehold/safehold/internal/textsafe"
 )
 
 func (a *app) attachCommand() *cobra.Command {
@@ -30,11 +32,15 @@ func (a *app) attachCommand() *cobra.Command {
 				return err
 			}
 			defer sc.C.Close()
+			ref, err := a.itemRef(sc, args[0])
+			if err != nil {
+				return err
+			}
 			src, done, err := pipeIfNotRegular(f, true)
 			if err != nil {
 				return err
 			}
-			it, err := sc.Attach(a.ctx, args[0], name, src)
+			it, err := sc.Attach(a.ctx, ref, name, src)
 			if cerr := done(); cerr != nil {
 				return fmt.Errorf("read %s: %w", args[1], cerr)
 			}
@@ -45,7 +51,7 @@ func (a *app) attachCommand() *cobra.Command {
 			if a.jsonOut {
 				return a.printJSON(map[string]any{"id": it.ID, "attachment": at.Name, "size": at.Size, "revision": it.Revision})
 			}
-			a.printf("Attached %q (%s) to %q.\n", sanitize(at.Name), humanSize(at.Size), sanitize(it.Title))
+			a.printf("Attached %q (%s) to %q.\n", textsafe.Clean(at.Name), humanSize(at.Size), textsafe.Clean(it.Title))
 			return nil
 		},
 	}
@@ -61,6 +67,10 @@ func (a *app) attachCommand() *cobra.Command {
 				return err
 			}
 			defer sc.C.Close()
+			ref, err := a.itemRef(sc, args[0])
+			if err != nil {
+				return err
+			}
 			dst := osFile(a.env.Stdout, os.Stdout)
 			tmp := ""
 			if out != "" {
@@ -78,7 +88,7 @@ func (a *app) attachCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			n, err := sc.ReadAttachment(a.ctx, args[0], args[1], sink)
+			n, err := sc.ReadAttachment(a.ctx, ref, args[1], sink)
 			if cerr := done(); err == nil && cerr != nil {
 				err = fmt.Errorf("write the attachment: %w", cerr)
 			}
@@ -113,16 +123,23 @@ func (a *app) attachCommand() *cobra.Command {
 				return err
 			}
 			defer sc.C.Close()
-			it, err := sc.Detach(a.ctx, args[0], args[1])
+			ref, err := a.itemRef(sc, args[0])
+			if err != nil {
+				return err
+			}
+			it, err := sc.Detach(a.ctx, ref, args[1])
 			if err != nil {
 				return err
 			}
 			if a.jsonOut {
 				return a.printJSON(map[string]any{"id": it.ID, "revision": it.Revision})
 			}
-			a.printf("Removed %q from %q.\n", sanitize(args[1]), sanitize(it.Title))
+			a.printf("Removed %q from %q.\n", textsafe.Clean(args[1]), textsafe.Clean(it.Title))
 			return nil
 		},
+	}
+	for _, sub := range []*cobra.Command{add, get, rm} {
+		a.vaultFlag(sub)
 	}
 	c.AddCommand(add, get, rm)
 	return c

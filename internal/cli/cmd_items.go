@@ -15,6 +15,7 @@ import (
 
 	"github.com/safehold/safehold/internal/item"
 	"github.com/safehold/safehold/internal/service"
+	"github.com/safehold/safehold/internal/textsafe"
 	"github.com/safehold/safehold/internal/vault"
 )
 
@@ -201,7 +202,12 @@ transaction). Secrets never belong on the command line: use --generate,
 				return err
 			}
 			defer sc.C.Close()
-			added, err := sc.Add(a.ctx, items)
+			var added []item.Item
+			if a.vault != "" {
+				added, err = sc.AddTo(a.ctx, a.vault, items)
+			} else {
+				added, err = sc.Add(a.ctx, items)
+			}
 			if err != nil {
 				return err
 			}
@@ -216,7 +222,7 @@ transaction). Secrets never belong on the command line: use --generate,
 				return a.printJSON(out)
 			}
 			for _, it := range added {
-				a.printf("Added %s %q (%s)\n", it.Type, sanitize(it.Title), it.ID)
+				a.printf("Added %s %q (%s)\n", it.Type, textsafe.Clean(it.Title), it.ID)
 			}
 			return nil
 		},
@@ -225,6 +231,7 @@ transaction). Secrets never belong on the command line: use --generate,
 	ssh.register(c)
 	vpn.register(c)
 	c.Flags().BoolVar(&useEditor, "editor", false, "fill the item in $EDITOR")
+	a.vaultFlag(c)
 	return c
 }
 
@@ -311,7 +318,7 @@ rather than overwritten.`,
 			if a.jsonOut {
 				return a.printJSON(map[string]any{"id": stored.ID, "title": stored.Title, "revision": stored.Revision})
 			}
-			a.printf("Updated %q (revision %d)\n", sanitize(stored.Title), stored.Revision)
+			a.printf("Updated %q (revision %d)\n", textsafe.Clean(stored.Title), stored.Revision)
 			return nil
 		},
 	}
@@ -321,6 +328,7 @@ rather than overwritten.`,
 	c.Flags().StringArrayVar(&addURL, "add-url", nil, "add a URL (repeatable)")
 	c.Flags().StringArrayVar(&addTag, "add-tag", nil, "add a tag (repeatable)")
 	c.Flags().StringArrayVar(&removeTag, "remove-tag", nil, "remove a tag (repeatable)")
+	a.vaultFlag(c)
 	return c
 }
 
@@ -400,6 +408,7 @@ With --field, print one field's bare value.`,
 	}
 	c.Flags().StringVar(&field, "field", "", "print only this field (password, username, url, notes, totp, card.number, a custom field's name...)")
 	c.Flags().BoolVar(&reveal, "reveal", false, "show secret values")
+	a.vaultFlag(c)
 	return c
 }
 
@@ -409,7 +418,7 @@ func (a *app) printItem(it item.Item) {
 	defer bw.Flush()
 	w := tabwriter.NewWriter(bw, 0, 4, 2, ' ', 0)
 	line := func(k, v string) {
-		lines := strings.Split(sanitizeLines(v), "\n")
+		lines := strings.Split(textsafe.CleanLines(v), "\n")
 		fmt.Fprintf(w, "%s:\t%s\n", k, lines[0])
 		for _, l := range lines[1:] {
 			fmt.Fprintf(w, "\t%s\n", l)
@@ -443,7 +452,7 @@ func (a *app) printItem(it item.Item) {
 }
 
 func displayName(n string) string {
-	n = strings.ReplaceAll(sanitize(n), "_", " ")
+	n = strings.ReplaceAll(textsafe.Clean(n), "_", " ")
 	if i := strings.IndexByte(n, '.'); i >= 0 && i+1 < len(n) {
 		n = n[i+1:]
 	}
@@ -488,8 +497,8 @@ func (f *filterFlags) register(c *cobra.Command) {
 	c.Flags().BoolVar(&f.trash, "trash", false, "list the trash instead")
 }
 
-func (f *filterFlags) filter() (vault.Filter, error) {
-	out := vault.Filter{Tag: f.tag, Folder: f.folder, Favorite: f.favorite, Trash: f.trash}
+func (f *filterFlags) filter(a *app) (vault.Filter, error) {
+	out := vault.Filter{Tag: f.tag, Folder: f.folder, Favorite: f.favorite, Trash: f.trash, Vault: a.vault}
 	if f.typ != "" {
 		t, err := item.ParseType(f.typ)
 		if err != nil {
@@ -508,7 +517,7 @@ func (a *app) lsCommand() *cobra.Command {
 		Short:   "List items (filter by type, tag, folder, favourite; --trash for the trash)",
 		Args:    cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			flt, err := f.filter()
+			flt, err := f.filter(a)
 			if err != nil {
 				return err
 			}
@@ -529,6 +538,7 @@ func (a *app) lsCommand() *cobra.Command {
 		},
 	}
 	f.register(c)
+	a.vaultFlag(c)
 	return c
 }
 
@@ -539,7 +549,7 @@ func (a *app) findCommand() *cobra.Command {
 		Short: "Search titles, usernames, URLs, tags and folders (fuzzy)",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
-			flt, err := f.filter()
+			flt, err := f.filter(a)
 			if err != nil {
 				return err
 			}
@@ -573,6 +583,7 @@ func (a *app) findCommand() *cobra.Command {
 		},
 	}
 	f.register(c)
+	a.vaultFlag(c)
 	return c
 }
 
@@ -590,13 +601,13 @@ func (a *app) printOverviews(list []vault.Overview, _ []int) {
 		if o.Favorite {
 			star = " *"
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s%s\t%s\t%s\t%s\n", o.ID[:8], o.Type, sanitize(o.Title), star, sanitize(o.Username), sanitize(o.Folder), sanitize(strings.Join(o.Tags, ",")))
+		fmt.Fprintf(w, "%s\t%s\t%s%s\t%s\t%s\t%s\n", o.ID[:8], o.Type, textsafe.Clean(o.Title), star, textsafe.Clean(o.Username), textsafe.Clean(o.Folder), textsafe.Clean(strings.Join(o.Tags, ",")))
 	}
 	w.Flush()
 }
 
 func (a *app) refCommand(use, short, op, verb string) *cobra.Command {
-	return &cobra.Command{
+	c := &cobra.Command{
 		Use:   use + " NAME",
 		Short: short,
 		Args:  cobra.ExactArgs(1),
@@ -606,17 +617,23 @@ func (a *app) refCommand(use, short, op, verb string) *cobra.Command {
 				return err
 			}
 			defer sc.C.Close()
-			it, err := sc.RefOp(a.ctx, op, args[0])
+			ref, err := a.itemRef(sc, args[0])
+			if err != nil {
+				return err
+			}
+			it, err := sc.RefOp(a.ctx, op, ref)
 			if err != nil {
 				return err
 			}
 			if a.jsonOut {
 				return a.printJSON(map[string]any{"id": it.ID, "title": it.Title, "revision": it.Revision, "action": verb})
 			}
-			a.printf("%s %q (%s)\n", strings.ToUpper(verb[:1])+verb[1:], sanitize(it.Title), it.ID)
+			a.printf("%s %q (%s)\n", strings.ToUpper(verb[:1])+verb[1:], textsafe.Clean(it.Title), it.ID)
 			return nil
 		},
 	}
+	a.vaultFlag(c)
+	return c
 }
 
 func (a *app) rmCommand() *cobra.Command {
@@ -642,6 +659,9 @@ func (a *app) purgeCommand() *cobra.Command {
 		}
 		if len(args) != 0 {
 			return usageError{fmt.Errorf("--all takes no item name")}
+		}
+		if a.vault != "" {
+			return usageError{fmt.Errorf("--all empties the trash of every vault; it takes no --vault")}
 		}
 		if !yes {
 			return usageError{fmt.Errorf("emptying the trash cannot be undone: add --yes to confirm")}
@@ -682,18 +702,22 @@ func (a *app) historyCommand() *cobra.Command {
 				return err
 			}
 			defer sc.C.Close()
+			ref, err := a.itemRef(sc, args[0])
+			if err != nil {
+				return err
+			}
 			if restore > 0 {
-				it, err := sc.RestoreRevision(a.ctx, args[0], restore)
+				it, err := sc.RestoreRevision(a.ctx, ref, restore)
 				if err != nil {
 					return err
 				}
 				if a.jsonOut {
 					return a.printJSON(map[string]any{"id": it.ID, "revision": it.Revision, "restored_from": restore})
 				}
-				a.printf("Restored revision %d of %q as revision %d.\n", restore, sanitize(it.Title), it.Revision)
+				a.printf("Restored revision %d of %q as revision %d.\n", restore, textsafe.Clean(it.Title), it.Revision)
 				return nil
 			}
-			revs, err := sc.History(a.ctx, args[0])
+			revs, err := sc.History(a.ctx, ref)
 			if err != nil {
 				return err
 			}
@@ -748,6 +772,7 @@ func (a *app) historyCommand() *cobra.Command {
 	c.Flags().Uint64Var(&show, "show", 0, "show revision `REV`")
 	c.Flags().Uint64Var(&restore, "restore", 0, "make revision `REV` current again (as a new revision)")
 	c.Flags().BoolVar(&reveal, "reveal", false, "show secret values")
+	a.vaultFlag(c)
 	return c
 }
 
@@ -788,7 +813,7 @@ func changedFields(prev, cur *item.Item) string {
 		return "-"
 	}
 	sortStrings(names)
-	return sanitize(strings.Join(names, ", "))
+	return textsafe.Clean(strings.Join(names, ", "))
 }
 
 func ftoa(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) }

@@ -21,6 +21,7 @@ import (
 	"github.com/safehold/safehold/internal/random"
 	"github.com/safehold/safehold/internal/secret"
 	"github.com/safehold/safehold/internal/service"
+	"github.com/safehold/safehold/internal/textsafe"
 	"github.com/safehold/safehold/internal/vault"
 )
 
@@ -424,7 +425,7 @@ damaged to unlock, and lists every problem.`,
 				a.printf("Checked %d vault(s): %d items (%d in the trash), %d earlier revisions, %d log entries, %d attachments.\n",
 					rep.Vaults, rep.Items, rep.Trashed, rep.Revisions, rep.LogEntries, rep.Attachments)
 				for _, p := range rep.Problems {
-					a.printf("PROBLEM: %s\n", sanitize(p))
+					a.printf("PROBLEM: %s\n", textsafe.Clean(p))
 				}
 				if len(rep.Problems) == 0 {
 					a.printf("No problems found.\n")

@@ -20,6 +20,7 @@ import (
 	"github.com/safehold/safehold/internal/remote/httpremote"
 	"github.com/safehold/safehold/internal/secret"
 	"github.com/safehold/safehold/internal/service"
+	"github.com/safehold/safehold/internal/textsafe"
 	"github.com/safehold/safehold/internal/vault"
 )
 
@@ -112,7 +113,7 @@ func (f *remoteFlags) need() error {
 
 func (a *app) accountCommand() *cobra.Command {
 	c := &cobra.Command{Use: "account", Short: "Register, log in and manage the account on a sync server"}
-	c.AddCommand(a.registerCommand("register"), a.loginCommand(), a.logoutCommand(), a.accountStatusCommand(), a.secretKeyCommand(), a.loginsCommand())
+	c.AddCommand(a.registerCommand("register"), a.loginCommand(), a.logoutCommand(), a.accountStatusCommand(), a.secretKeyCommand(), a.loginsCommand(), a.fingerprintCommand())
 	return c
 }
 
@@ -136,7 +137,7 @@ func (a *app) loginsCommand() *cobra.Command {
 				if !l.OK {
 					result = "refused: " + l.Reason
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", time.Unix(l.Time, 0).Local().Format(time.DateTime), sanitizeLines(l.Device), sanitizeLines(l.Address), sanitizeLines(result))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", time.Unix(l.Time, 0).Local().Format(time.DateTime), textsafe.CleanLines(l.Device), textsafe.CleanLines(l.Address), textsafe.CleanLines(result))
 			}
 			return tw.Flush()
 		},
@@ -217,7 +218,7 @@ func (a *app) register(f *remoteFlags) error {
 	a.printf("Your Secret Key:\n\n    %s\n\n", out.SecretKey)
 	a.printf("A new device needs it together with your password. It is never sent to the\nserver: keep it in your recovery kit (`safe kit --out kit.pdf`).\n")
 	if out.SyncError != "" {
-		a.warnf("the first sync did not complete: %s (run `safe sync`)", sanitizeLines(out.SyncError))
+		a.warnf("the first sync did not complete: %s (run `safe sync`)", textsafe.CleanLines(out.SyncError))
 	} else if out.Sync != nil {
 		a.printf("Synced: %d entries sent.\n", out.Sync.Pushed)
 	}
@@ -417,6 +418,9 @@ func (a *app) accountStatusCommand() *cobra.Command {
 			}
 			a.printf("account:      %s\n", r.Email)
 			a.printf("device:       %s\n", st.Device)
+			if st.Identity != "" {
+				a.printf("identity:     %s\n", st.Identity)
+			}
 			a.printf("logged in:    %s\n", yesNo(st.LoggedIn))
 			a.printf("auto sync:    %s\n", yesNo(r.Auto))
 			a.printf("pending:      %d local changes not yet sent\n", r.Pending)
@@ -424,8 +428,27 @@ func (a *app) accountStatusCommand() *cobra.Command {
 				a.printf("last sync:    %s\n", st.LastSync.Local().Format(time.DateTime))
 			}
 			if st.LastError != "" {
-				a.printf("last error:   %s\n", sanitizeLines(st.LastError))
+				a.printf("last error:   %s\n", textsafe.CleanLines(st.LastError))
 			}
+			return nil
+		},
+	}
+}
+
+func (a *app) fingerprintCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "fingerprint",
+		Short: "Print your identity code, which an organisation's administrator compares to confirm you",
+		Args:  cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			id, err := callAgent[service.Identity](a, service.OpIdentity, nil)
+			if err != nil {
+				return err
+			}
+			if a.jsonOut {
+				return a.printJSON(id)
+			}
+			a.printf("%s\n", id.Fingerprint)
 			return nil
 		},
 	}
@@ -499,7 +522,7 @@ local changes.`,
 				a.printf("Conflicts kept both values: %d item(s); see `safe conflicts`.\n", len(res.Conflicts))
 			}
 			for _, n := range res.Notes {
-				a.printf("note: %s\n", sanitizeLines(n))
+				a.printf("note: %s\n", textsafe.CleanLines(n))
 			}
 			return nil
 		},
@@ -611,7 +634,7 @@ func (a *app) deviceCommand() *cobra.Command {
 				if d.Current {
 					state += " (this device)"
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", d.ID, sanitizeLines(d.Platform), time.Unix(d.LastSeen, 0).Local().Format(time.DateTime), state)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", d.ID, textsafe.CleanLines(d.Platform), time.Unix(d.LastSeen, 0).Local().Format(time.DateTime), state)
 			}
 			return tw.Flush()
 		},
@@ -621,7 +644,7 @@ func (a *app) deviceCommand() *cobra.Command {
 		Short: "Revoke a device: its sessions end and it cannot log in again",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
-			if _, err := callAgent[struct{}](a, service.OpDeviceRevoke, service.DeviceArgs{ID: args[0]}); err != nil {
+			if _, err := callAgentProgress[struct{}](a, service.OpDeviceRevoke, service.DeviceArgs{ID: args[0]}, "re-encrypting"); err != nil {
 				return err
 			}
 			if !a.jsonOut {
@@ -734,7 +757,7 @@ func (a *app) conflictsCommand() *cobra.Command {
 				return nil
 			}
 			for _, ci := range list {
-				a.printf("%s  %s\n", ci.ID, sanitizeLines(ci.Title))
+				a.printf("%s  %s\n", ci.ID, textsafe.CleanLines(ci.Title))
 				for _, cf := range ci.Conflicts {
 					if reveal {
 						a.printf("    %s: kept other value %q (%s)\n", cf.Field, cf.Value, cf.Seen.Local().Format(time.DateTime))
@@ -760,7 +783,7 @@ func (a *app) conflictsCommand() *cobra.Command {
 			defer sc.C.Close()
 			if len(it.Conflicts) == 0 {
 				if !a.jsonOut {
-					a.printf("%s has no conflicts.\n", sanitizeLines(it.Title))
+					a.printf("%s has no conflicts.\n", textsafe.CleanLines(it.Title))
 				}
 				return nil
 			}
@@ -769,11 +792,12 @@ func (a *app) conflictsCommand() *cobra.Command {
 				return err
 			}
 			if !a.jsonOut {
-				a.printf("Cleared the conflicts of %s.\n", sanitizeLines(it.Title))
+				a.printf("Cleared the conflicts of %s.\n", textsafe.CleanLines(it.Title))
 			}
 			return nil
 		},
 	}
+	a.vaultFlag(resolve)
 	c.AddCommand(resolve)
 	return c
 }

@@ -47,6 +47,7 @@ func (a *app) totpCommand() *cobra.Command {
 			return nil
 		},
 	}
+	a.vaultFlag(c)
 	return c
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/safehold/safehold/internal/random"
 	"github.com/safehold/safehold/internal/secret"
 	"github.com/safehold/safehold/internal/sshkey"
+	"github.com/safehold/safehold/internal/textsafe"
 	"github.com/safehold/safehold/internal/wireguard"
 )
 
@@ -261,6 +262,7 @@ func (a *app) vpnCommand() *cobra.Command {
 			return nil
 		},
 	}
+	a.vaultFlag(export)
 	c.AddCommand(export, keygen)
 	return c
 }
@@ -317,6 +319,7 @@ func (a *app) sshCommand() *cobra.Command {
 			return nil
 		},
 	}
+	a.vaultFlag(pub)
 	c.AddCommand(pub)
 	return c
 }
@@ -372,7 +375,7 @@ func (a *app) copyCommand() *cobra.Command {
 			if a.jsonOut {
 				return a.printJSON(map[string]any{"copied": field, "clear_after_seconds": int(clearAfter.Seconds())})
 			}
-			msg := fmt.Sprintf("Copied the %s of %q to the clipboard", field, sanitize(it.Title))
+			msg := fmt.Sprintf("Copied the %s of %q to the clipboard", field, textsafe.Clean(it.Title))
 			if clearAfter > 0 {
 				msg += fmt.Sprintf("; it is cleared in %s if still there", clearAfter)
 			}
@@ -382,6 +385,7 @@ func (a *app) copyCommand() *cobra.Command {
 	}
 	c.Flags().StringVar(&field, "field", "password", "field to copy (or totp-code for the current one-time code)")
 	c.Flags().DurationVar(&clearAfter, "clear-after", 45*time.Second, "clear the clipboard after this long (0 keeps it)")
+	a.vaultFlag(c)
 	return c
 }
 

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/spf13/cobra"
+
 	"github.com/safehold/safehold/internal/agent"
 	"github.com/safehold/safehold/internal/item"
 	"github.com/safehold/safehold/internal/service"
@@ -130,10 +132,29 @@ func (a *app) withItem(ref string) (*service.Client, item.Item, error) {
 	if err != nil {
 		return nil, item.Item{}, err
 	}
+	ref, err = a.itemRef(sc, ref)
+	if err != nil {
+		sc.C.Close()
+		return nil, item.Item{}, err
+	}
 	it, err := sc.Get(a.ctx, ref)
 	if err != nil {
 		sc.C.Close()
 		return nil, item.Item{}, err
 	}
 	return sc, it, nil
+}
+
+// itemRef is what to send the agent for the item ref names: with --vault,
+// the id of the item ref names within that vault; else ref as typed.
+func (a *app) itemRef(sc *service.Client, ref string) (string, error) {
+	if a.vault == "" {
+		return ref, nil
+	}
+	return sc.ResolveIn(a.ctx, a.vault, ref)
+}
+
+// vaultFlag gives an item command --vault.
+func (a *app) vaultFlag(c *cobra.Command) {
+	c.Flags().StringVar(&a.vault, "vault", "", "the `VAULT` (id, id prefix or name; see `safe vault ls`) in which to find, add or list items")
 }

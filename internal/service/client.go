@@ -116,3 +116,20 @@ func (c *Client) ReadAttachment(ctx context.Context, ref, name string, f *os.Fil
 func (c *Client) Detach(ctx context.Context, ref, name string) (item.Item, error) {
 	return call[item.Item](ctx, c, OpDetach, AttachArgs{Ref: ref, Name: name})
 }
+
+// AddTo stores new items in a vault (id, id prefix or name).
+func (c *Client) AddTo(ctx context.Context, vault string, items []item.Item) ([]item.Item, error) {
+	return call[[]item.Item](ctx, c, OpAddTo, AddToArgs{Vault: vault, Items: items})
+}
+
+// ResolveIn returns the id of the item ref names within a vault.
+func (c *Client) ResolveIn(ctx context.Context, vault, ref string) (string, error) {
+	id, err := call[ItemID](ctx, c, OpResolveIn, ResolveArgs{Vault: vault, Ref: ref})
+	return id.ID, err
+}
+
+// Move moves an item into a vault (OpMove) or copies it there (OpCopy)
+// and returns the item as stored there.
+func (c *Client) Move(ctx context.Context, op, ref, vault string) (item.Item, error) {
+	return call[item.Item](ctx, c, op, MoveArgs{Ref: ref, Vault: vault})
+}

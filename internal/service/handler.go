@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/safehold/safehold/internal/agent"
@@ -42,7 +43,7 @@ func (h *Handler) stall(f *os.File) stallFile {
 	return stallFile{f, StallTimeout}
 }
 
-var _ agent.Handler = (*Handler)(nil)
+var _ agent.ProgressHandler = (*Handler)(nil)
 
 // InterruptOps are the ops that cut short a running sync instead of
 // waiting for it (agent.Options.InterruptOps): a remote that is slow or
@@ -53,9 +54,18 @@ var InterruptOps = []string{OpLock, OpStop}
 // unknown fields, nothing after it).
 func decode(raw json.RawMessage, v any) error { return agent.DecodeArgs(raw, v) }
 
-// Handle implements agent.Handler.
+// Handle implements agent.Handler: HandleProgress without progress frames.
 func (h *Handler) Handle(ctx context.Context, req agent.Request, files []*os.File) (any, error) {
-	res, err := h.handle(ctx, req, files)
+	return h.HandleProgress(ctx, req, files, nil)
+}
+
+// HandleProgress implements agent.ProgressHandler: the ops of ProgressOps
+// pass their progress to report (nil: none is reported).
+func (h *Handler) HandleProgress(ctx context.Context, req agent.Request, files []*os.File, report func(done, total int64)) (any, error) {
+	if !slices.Contains(ProgressOps, req.Op) {
+		report = nil // only the ops documented to send progress frames do (design §8.6)
+	}
+	res, err := h.handle(ctx, req, files, report)
 	if err != nil {
 		if interrupted(ctx, err) {
 			return nil, &agent.Error{Code: agent.CodeInterrupted, Message: "interrupted: the vault is being locked or the agent is stopping", Hint: "nothing is lost (changes not yet sent stay queued): run it again after `safe unlock`"}
@@ -111,7 +121,7 @@ func (h *Handler) infoWith(ctx context.Context, counts bool) (*Info, error) {
 	return in, nil
 }
 
-func (h *Handler) handle(ctx context.Context, req agent.Request, files []*os.File) (any, error) {
+func (h *Handler) handle(ctx context.Context, req agent.Request, files []*os.File, report func(done, total int64)) (any, error) {
 	switch req.Op {
 	case OpInfo:
 		var a InfoArgs
@@ -252,7 +262,10 @@ func (h *Handler) handle(ctx context.Context, req agent.Request, files []*os.Fil
 		}
 		return h.V.Detach(ctx, a.Ref, a.Name)
 	}
-	if res, ok, err := h.handleSync(ctx, req); ok {
+	if res, ok, err := h.handleSync(ctx, req, report); ok {
+		return res, err
+	}
+	if res, ok, err := h.handleOrgs(ctx, req, report); ok {
 		return res, err
 	}
 	return nil, &agent.Error{Code: agent.CodeBadRequest, Message: fmt.Sprintf("unknown op %q", req.Op), Hint: "the agent is older than this safe: run `safe agent stop` and retry"}

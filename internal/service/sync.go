@@ -115,11 +115,14 @@ type LoginArgs struct {
 
 // AccountStatus describes the remote tie.
 type AccountStatus struct {
-	Remote    *vault.RemoteInfo `json:"remote"`
-	Device    string            `json:"device"`
-	LoggedIn  bool              `json:"logged_in"`
-	LastSync  time.Time         `json:"last_sync,omitzero"`
-	LastError string            `json:"last_error,omitempty"`
+	Remote *vault.RemoteInfo `json:"remote"`
+	Device string            `json:"device"`
+	// Identity is the account's identity code (the one administrators
+	// compare when they confirm a membership).
+	Identity  string    `json:"identity,omitempty"`
+	LoggedIn  bool      `json:"logged_in"`
+	LastSync  time.Time `json:"last_sync,omitzero"`
+	LastError string    `json:"last_error,omitempty"`
 }
 
 // AutoArgs turns automatic sync on or off.
@@ -155,6 +158,9 @@ type SecretKey struct {
 var InterruptibleOps = []string{
 	OpSync, OpAcceptReset, OpAccountRegister, OpAccountLogin, OpAccountLogout, OpDevices, OpLogins,
 	OpDeviceRevoke, OpTOTPSetup, OpTOTPEnable, OpTOTPDisable,
+	OpOrgCreate, OpOrgs, OpOrgShow, OpOrgDelete, OpOrgInvite, OpOrgAccept, OpOrgConfirm, OpOrgMembers,
+	OpOrgRemove, OpOrgSetRole, OpGroupCreate, OpGroupAdd, OpGroupRemove, OpVaultCreate, OpVaultShare,
+	OpVaultUnshare, OpVaultMembers,
 }
 
 // syncer runs syncs for the handler: on request and after writes while
@@ -247,8 +253,9 @@ func FolderPath(u string) string {
 	return u
 }
 
-// handleSync runs the sync ops; ok is false for an unknown op.
-func (h *Handler) handleSync(ctx context.Context, req agent.Request) (any, bool, error) {
+// handleSync runs the sync ops; ok is false for an unknown op. report,
+// which may be nil, sends progress frames.
+func (h *Handler) handleSync(ctx context.Context, req agent.Request, report func(done, total int64)) (any, bool, error) {
 	switch req.Op {
 	case OpAccountRegister:
 		var a RegisterArgs
@@ -343,7 +350,14 @@ func (h *Handler) handleSync(ctx context.Context, req agent.Request) (any, bool,
 		if a.ID == h.V.DeviceID() {
 			return nil, true, &agent.Error{Code: CodeInvalid, Message: "this is the device you are using", Hint: "revoke it from another device, or `safe account logout` here"}
 		}
-		return h.onServer(ctx, func(hc *httpremote.Client) (any, error) { return struct{}{}, hc.RevokeDevice(ctx, a.ID) })
+		return h.onServer(ctx, func(hc *httpremote.Client) (any, error) {
+			if err := hc.RevokeDevice(ctx, a.ID); err != nil {
+				return nil, err
+			}
+			// The organisations learn it too, and the keys of the
+			// vaults the device could read are rotated.
+			return struct{}{}, orgErr(h.V.RevokeDeviceInOrgs(ctx, hc, a.ID, progress(report)))
+		})
 	case OpTOTPSetup:
 		return h.onServer(ctx, func(hc *httpremote.Client) (any, error) { return hc.TOTPSetup(ctx) })
 	case OpTOTPEnable:
@@ -466,7 +480,7 @@ func (h *Handler) status(ctx context.Context) (*AccountStatus, error) {
 	if info == nil {
 		return nil, vault.ErrNoRemote
 	}
-	st := &AccountStatus{Remote: info, Device: h.V.DeviceID()}
+	st := &AccountStatus{Remote: info, Device: h.V.DeviceID(), Identity: h.V.IdentityFingerprint()}
 	if info.Kind == vault.RemoteFolder {
 		st.LoggedIn = true
 	} else if raw, err := h.V.Session(ctx); err == nil && raw != nil {
@@ -508,6 +522,8 @@ func (h *Handler) noteSync(err error) {
 var writeOps = map[string]bool{
 	OpAdd: true, OpUpdate: true, OpTrash: true, OpRestore: true, OpPurge: true, OpEmptyTrash: true,
 	OpRestoreRevision: true, OpAttach: true, OpDetach: true, OpPasswd: true, OpRecover: true, OpUnlock: true,
+	OpAddTo: true, OpMove: true, OpCopy: true, OpVaultCreate: true, OpOrgAccept: true, OpOrgRemove: true,
+	OpGroupRemove: true, OpVaultUnshare: true,
 }
 
 // scheduleSync starts an automatic sync shortly after a write, if the

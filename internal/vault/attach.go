@@ -53,7 +53,7 @@ func (v *Vault) Attach(ctx context.Context, ref, name string, r io.Reader) (item
 		return item.Item{}, err
 	}
 	defer key.Wipe()
-	sealer, header, err := envelope.NewStreamSealer(v.opts.Rand, key, attachmentContext(v.acct.Account, s.id, it.ID, blob))
+	sealer, header, err := envelope.NewStreamSealer(v.opts.Rand, key, attachmentContext(s.acct, s.id, it.ID, blob))
 	if err != nil {
 		return item.Item{}, err
 	}
@@ -134,7 +134,7 @@ func (v *Vault) ReadAttachment(ctx context.Context, ref, name string, w io.Write
 	if err != nil {
 		return 0, err
 	}
-	opener, err := envelope.NewStreamOpener(a.Key, attachmentContext(v.acct.Account, s.id, it.ID, a.ID), a.Header)
+	opener, err := envelope.NewStreamOpener(a.Key, attachmentContext(s.acct, s.id, it.ID, a.ID), a.Header)
 	if err != nil {
 		return 0, tampered("attachment %q header: %v", a.Name, err)
 	}

@@ -30,7 +30,7 @@ import (
 // proxy is the server.
 
 // startServer runs a real server on loopback (SQLite in a temp dir).
-func startServer(t *testing.T) string {
+func startServer(t testing.TB) string {
 	t.Helper()
 	dir := t.TempDir()
 	st, err := sqlite.Open(filepath.Join(dir, "server.db"))
@@ -55,7 +55,7 @@ func startServer(t *testing.T) string {
 var logPath = regexp.MustCompile(`^/v1/vaults/([0-9a-z]+)/log$`)
 
 // lyingProxy forwards to target and lets l's hooks rewrite the answers.
-func lyingProxy(t *testing.T, target string, l *liar) (url, fingerprint string) {
+func lyingProxy(t testing.TB, target string, l *liar) (url, fingerprint string) {
 	t.Helper()
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
 	p := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -87,7 +87,7 @@ func lyingProxy(t *testing.T, target string, l *liar) (url, fingerprint string) 
 	return p.URL, httpremote.Fingerprint(p.Certificate().Raw)
 }
 
-func rewrite(t *testing.T, r *http.Request, out []byte, l *liar) []byte {
+func rewrite(t testing.TB, r *http.Request, out []byte, l *liar) []byte {
 	recode := func(v any, fn func()) []byte {
 		if err := json.Unmarshal(out, v); err != nil {
 			t.Errorf("proxy: decode %s: %v", r.URL.Path, err)
@@ -96,6 +96,9 @@ func rewrite(t *testing.T, r *http.Request, out []byte, l *liar) []byte {
 		fn()
 		b, _ := json.Marshal(v)
 		return b
+	}
+	if l.org != nil && strings.HasPrefix(r.URL.Path, api.PathOrgs) {
+		return l.org.rewrite(t, r, out)
 	}
 	switch {
 	case r.Method == http.MethodGet && logPath.MatchString(r.URL.Path) && l.pull != nil:

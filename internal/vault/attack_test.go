@@ -28,6 +28,7 @@ type liar struct {
 	prelogin func(h []byte) []byte
 	vaults   func(list []api.Vault)
 	logins   atomic.Int32
+	org      *orgLiar // organisation hooks, for the proxy (org_test.go)
 }
 
 func (l *liar) Pull(ctx context.Context, vault string, since uint64) (api.LogPage, error) {

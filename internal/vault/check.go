@@ -118,11 +118,12 @@ func (v *Vault) replay(ctx context.Context, s *vaultState, after uint64, start c
 			return report("log entry %d does not link to the entry before it: the log was edited or reordered", r.Seq)
 		}
 		if full {
-			pub, ok := v.devices[e.Device]
-			if !ok {
-				return report("log entry %d was written by unknown device %s", r.Seq, e.Device)
-			}
-			if err := e.Verify(pub); err != nil {
+			pub, err := v.writerKey(s, e)
+			if err != nil {
+				if err := report("log %v", err); err != nil {
+					return err
+				}
+			} else if err := e.Verify(pub); s.org == "" && err != nil {
 				// Reported, then the entry is still followed so that one
 				// bad signature does not cascade into other problems.
 				if err := report("log entry %d: %v", r.Seq, err); err != nil {
@@ -220,7 +221,15 @@ func (v *Vault) openRow(s *vaultState, r store.ItemRow) (item.Item, error) {
 
 // openPayload decrypts a payload bound to its vault, item and revision.
 func (v *Vault) openPayload(s *vaultState, r store.ItemRow) (item.Item, error) {
-	pt, err := envelope.Open(s.key, itemContext(v.acct.Account, s.id, r.Item, r.Revision), r.Payload)
+	ctx := itemContext(s.acct, s.id, r.Item, r.Revision)
+	pt, err := envelope.Open(s.key, ctx, r.Payload)
+	// A shared vault's older revisions stay under the key generation that
+	// was current when they were written; authentication picks the one.
+	for g := s.gen; err != nil && g > 1; g-- {
+		if k, ok := s.old[g-1]; ok {
+			pt, err = envelope.Open(k, ctx, r.Payload)
+		}
+	}
 	if err != nil {
 		return item.Item{}, fmt.Errorf("item %s revision %d does not open (%v): it was modified or moved", r.Item, r.Revision, err)
 	}

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/safehold/safehold/internal/envelope"
@@ -88,6 +90,8 @@ type Filter struct {
 	Favorite bool      `json:"favorite,omitempty"`
 	// Trash selects items in the trash instead of the others.
 	Trash bool `json:"trash,omitempty"`
+	// Vault narrows to one vault (id, id prefix or name).
+	Vault string `json:"vault,omitempty"`
 }
 
 func (f Filter) match(o *Overview) bool {
@@ -117,8 +121,16 @@ func (v *Vault) List(ctx context.Context, f Filter) ([]Overview, error) {
 	if err := v.refresh(ctx); err != nil {
 		return nil, err
 	}
+	order := v.order
+	if f.Vault != "" {
+		s, err := v.findVault(f.Vault)
+		if err != nil {
+			return nil, err
+		}
+		order = []string{s.id}
+	}
 	var hits []*Overview
-	for _, id := range v.order {
+	for _, id := range order {
 		for _, o := range v.vaults[id].views {
 			if f.match(o) {
 				hits = append(hits, o)
@@ -187,8 +199,17 @@ func (v *Vault) Find(ctx context.Context, query string, f Filter) ([]Match, erro
 // least four characters, a title (case-insensitive), or failing those a
 // unique title substring. Two matches are an error listing both.
 func (v *Vault) resolve(ctx context.Context, ref string, trash bool) (*vaultState, *Overview, error) {
+	return v.resolveIn(ctx, ref, trash, "")
+}
+
+// resolveIn is resolve limited to one vault (by id) when only is not "".
+func (v *Vault) resolveIn(ctx context.Context, ref string, trash bool, only string) (*vaultState, *Overview, error) {
 	if err := v.refresh(ctx); err != nil {
 		return nil, nil, err
+	}
+	order := v.order
+	if only != "" {
+		order = []string{only}
 	}
 	ref = strings.TrimSpace(ref)
 	if ref == "" {
@@ -216,7 +237,7 @@ func (v *Vault) resolve(ctx context.Context, ref string, trash bool) (*vaultStat
 	}
 	scan := func(match func(id string, o *Overview) bool) []hit {
 		var hits []hit
-		for _, vid := range v.order {
+		for _, vid := range order {
 			s := v.vaults[vid]
 			for id, o := range s.views {
 				if o.Trashed == trash && match(id, o) {
@@ -232,7 +253,7 @@ func (v *Vault) resolve(ctx context.Context, ref string, trash bool) (*vaultStat
 	// index lookups, so a lookup by id or exact title does not walk every
 	// item.
 	var byID, byTitle []hit
-	for _, vid := range v.order {
+	for _, vid := range order {
 		s := v.vaults[vid]
 		if o, ok := s.views[lref]; ok && o.Trashed == trash {
 			byID = append(byID, hit{s, o})
@@ -246,7 +267,7 @@ func (v *Vault) resolve(ctx context.Context, ref string, trash bool) (*vaultStat
 			return s, o, err
 		}
 	}
-	for _, vid := range v.order {
+	for _, vid := range order {
 		s := v.vaults[vid]
 		for _, o := range s.titleIndex()[lref] {
 			if o.Trashed == trash {
@@ -325,10 +346,22 @@ func (v *Vault) read(s *vaultState, id string) (item.Item, error) {
 // Add stores new items in one transaction and returns them with their ids
 // and revisions. Items must not carry ids.
 func (v *Vault) Add(ctx context.Context, items []item.Item) ([]item.Item, error) {
+	return v.AddTo(ctx, "", items)
+}
+
+// AddTo adds items to the named vault (ref: id, id prefix or name; ""
+// means the personal vault).
+func (v *Vault) AddTo(ctx context.Context, vault string, items []item.Item) ([]item.Item, error) {
 	if err := v.refresh(ctx); err != nil {
 		return nil, err
 	}
 	s := v.vaults[v.order[0]]
+	if vault != "" {
+		var err error
+		if s, err = v.findVault(vault); err != nil {
+			return nil, err
+		}
+	}
 	now := v.opts.now().UTC()
 	var out []item.Item
 	for i := range items {
@@ -663,6 +696,11 @@ func (v *Vault) write(ctx context.Context, s *vaultState, puts, purges []item.It
 	if v.mk == nil {
 		return ErrLocked
 	}
+	if s.org != "" && (len(puts) > 0 || len(purges) > 0) {
+		if err := v.mayWriteShared(s); err != nil {
+			return err
+		}
+	}
 	if v.vaults[s.id] != s {
 		// The vault was reloaded (and its old key freed) since s was
 		// looked up: never seal under a key that may have been wiped.
@@ -685,12 +723,14 @@ func (v *Vault) write(ctx context.Context, s *vaultState, puts, purges []item.It
 		if payload != nil {
 			copy(e.Digest[:], digest(payload))
 		}
-		body, err := e.Sign(v.signer)
+		// The chain links bodies, not signatures: sign after the loop,
+		// on every core (a key rotation signs thousands of entries).
+		body, err := e.Body()
 		if err != nil {
 			return nil, nil, err
 		}
 		head = vlog.Next(head, body)
-		return &signedEntry{body: body, sig: e.Sig}, &entryInfo{seq: seq, op: op, revision: rev, digest: append([]byte(nil), e.Digest[:]...)}, nil
+		return &signedEntry{body: body}, &entryInfo{seq: seq, op: op, revision: rev, digest: append([]byte(nil), e.Digest[:]...)}, nil
 	}
 	for i := range puts {
 		it := &puts[i]
@@ -709,7 +749,7 @@ func (v *Vault) write(ctx context.Context, s *vaultState, puts, purges []item.It
 		if err != nil {
 			return err
 		}
-		payload, err := envelope.Seal(v.opts.Rand, s.key, itemContext(v.acct.Account, s.id, it.ID, rev), pt)
+		payload, err := envelope.Seal(v.opts.Rand, s.key, itemContext(s.acct, s.id, it.ID, rev), pt)
 		wipeBytes(pt)
 		if err != nil {
 			return err
@@ -727,6 +767,13 @@ func (v *Vault) write(ctx context.Context, s *vaultState, puts, purges []item.It
 			return err
 		}
 		changes = append(changes, change{row: store.ItemRow{Vault: s.id, Item: it.ID, Revision: it.Revision}, entry: enc, info: info, it: it, purged: true})
+	}
+	entries := make([]*signedEntry, len(changes))
+	for i := range changes {
+		entries[i] = changes[i].entry
+	}
+	if err := v.signEntries(entries); err != nil {
+		return err
 	}
 	hr := &headRecord{Version: RecordVersion, Vault: s.id, Seq: seq, Hash: head[:]}
 	headRaw := setMAC(v.macKey, "head", hr, &hr.MAC)
@@ -786,3 +833,25 @@ func (v *Vault) write(ctx context.Context, s *vaultState, puts, purges []item.It
 
 // signedEntry is a log entry's body and signature, as the store keeps them.
 type signedEntry struct{ body, sig []byte }
+
+// signEntries signs each entry's body with this device's key, spread over
+// the cores (signatures are deterministic and the key is read-only).
+func (v *Vault) signEntries(entries []*signedEntry) error {
+	workers := min(runtime.GOMAXPROCS(0), len(entries))
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; i < len(entries); i += workers {
+				sig, err := v.signer.Sign(vlog.SignContext, entries[i].body)
+				if err != nil {
+					errs[w] = fmt.Errorf("sign log entry: %w", err)
+					return
+				}
+				entries[i].sig = sig
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}

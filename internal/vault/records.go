@@ -65,7 +65,13 @@ type vaultRecord struct {
 	Created int64  `json:"created"`
 	Name    []byte `json:"name"`
 	Key     []byte `json:"key"`
-	MAC     []byte `json:"mac,omitempty"`
+	// Shared vaults (§14): the organisation, the generation of Key, and
+	// the earlier generations 1..Gen-1 in order, each sealed under MK like
+	// Key. Name is the organisation's sealed name (under generation 1).
+	Org string   `json:"org,omitempty"`
+	Gen uint32   `json:"gen,omitempty"`
+	Old [][]byte `json:"old,omitempty"`
+	MAC []byte   `json:"mac,omitempty"`
 }
 
 // headRecord pins the last log entry this device wrote or verified.

@@ -68,7 +68,7 @@ func (v *Vault) fromSnapshot(ctx context.Context, s *vaultState, h *headRecord, 
 	} else if n != h.Seq || last != h.Seq {
 		return true, report("log entries are missing or were added: %d entries up to %d, head %d", n, last, h.Seq)
 	}
-	pt, err := envelope.Open(s.key, snapshotContext(v.acct.Account, s.id, seq), sealed)
+	pt, err := envelope.Open(s.key, snapshotContext(s.acct, s.id, seq), sealed)
 	if err != nil {
 		return false, nil
 	}
@@ -139,7 +139,7 @@ func (v *Vault) saveSnapshot(ctx context.Context, s *vaultState) {
 		snap.Views = append(snap.Views, o)
 	}
 	pt := encodeSnapshot(&snap)
-	sealed, err := envelope.Seal(v.opts.Rand, s.key, snapshotContext(v.acct.Account, s.id, s.seq), pt)
+	sealed, err := envelope.Seal(v.opts.Rand, s.key, snapshotContext(s.acct, s.id, s.seq), pt)
 	wipeBytes(pt)
 	if err != nil {
 		return

@@ -16,8 +16,10 @@ import (
 	"github.com/safehold/safehold/internal/chain"
 	"github.com/safehold/safehold/internal/envelope"
 	"github.com/safehold/safehold/internal/item"
+	"github.com/safehold/safehold/internal/org"
 	"github.com/safehold/safehold/internal/remote"
 	"github.com/safehold/safehold/internal/store"
+	"github.com/safehold/safehold/internal/textsafe"
 	"github.com/safehold/safehold/internal/vlog"
 )
 
@@ -63,8 +65,19 @@ func (v *Vault) Sync(ctx context.Context, r remote.Remote) (*SyncResult, error) 
 	if err := v.syncVaults(ctx, r); err != nil {
 		return res, err
 	}
+	if err := v.syncOrgs(ctx, r); err != nil {
+		return res, err
+	}
 	for _, id := range slices.Clone(v.order) {
+		s := v.vaults[id]
+		if s != nil && s.org != "" && v.orgAccess(s) == org.None {
+			continue // access ended: the remote serves nothing new
+		}
 		if err := v.syncLog(ctx, r, id, res); err != nil {
+			if s != nil && s.org != "" && (errors.Is(err, remote.ErrForbidden) || errors.Is(err, remote.ErrNotFound)) {
+				res.Notes = append(res.Notes, fmt.Sprintf("shared vault %q: the server no longer gives this account access (removed from it or its organisation, or the organisation was dissolved); what this device has stays readable here (safe org rm forgets it)", s.name))
+				continue
+			}
 			return res, err
 		}
 	}
@@ -451,8 +464,8 @@ func (v *Vault) syncVaults(ctx context.Context, r remote.Remote) error {
 		}
 	}
 	for _, id := range v.order {
-		if _, ok := remoteRecs[id]; ok {
-			continue
+		if _, ok := remoteRecs[id]; ok || v.vaults[id].org != "" {
+			continue // shared vaults live in their organisation
 		}
 		raw, err := v.st.Vault(id)
 		if err != nil {
@@ -712,11 +725,13 @@ func (v *Vault) verifyBatch(s *vaultState, batch []*pulled) error {
 
 func (v *Vault) verifyPulled(s *vaultState, p *pulled) error {
 	e := p.entry
-	pub, ok := v.devices[e.Device]
-	if !ok {
-		return remoteTampered("vault %s entry %d is signed by device %s, which the account never certified", s.id, e.Seq, sanitize(e.Device))
+	pub, err := v.writerKey(s, e)
+	if err != nil {
+		return remoteTampered("vault %s %v", s.id, err)
 	}
-	if err := e.Verify(pub); err != nil {
+	if s.org != "" {
+		// writerKey verified the signature: it picks the key by it.
+	} else if err := e.Verify(pub); err != nil {
 		return remoteTampered("vault %s entry %d: %v", s.id, e.Seq, err)
 	}
 	if e.Op != vlog.OpPut || p.payload == nil {
@@ -775,7 +790,7 @@ func (v *Vault) fetchBlobs(ctx context.Context, r remote.Remote, s *vaultState, 
 }
 
 func (v *Vault) fetchBlob(ctx context.Context, r remote.Remote, s *vaultState, id string, a item.Attachment) error {
-	opener, err := envelope.NewStreamOpener(a.Key, attachmentContext(v.acct.Account, s.id, id, a.ID), a.Header)
+	opener, err := envelope.NewStreamOpener(a.Key, attachmentContext(s.acct, s.id, id, a.ID), a.Header)
 	if err != nil {
 		return remoteTampered("attachment %s header: %v", a.ID, err)
 	}
@@ -1194,7 +1209,7 @@ func (v *Vault) sealRedo(s *vaultState, id string, rev uint64, it item.Item, now
 	if err != nil {
 		return redo{}, err
 	}
-	payload, err := envelope.Seal(v.opts.Rand, s.key, itemContext(v.acct.Account, s.id, id, rev), pt)
+	payload, err := envelope.Seal(v.opts.Rand, s.key, itemContext(s.acct, s.id, id, rev), pt)
 	wipeBytes(pt)
 	if err != nil {
 		return redo{}, err
@@ -1438,19 +1453,7 @@ func (v *Vault) chunks(vault, blob string, n int64) iter.Seq2[[]byte, error] {
 	}
 }
 
-// sanitize makes remote-supplied text safe to show: no control characters,
-// bounded.
-func sanitize(s string) string {
-	out := make([]rune, 0, min(len(s), 80))
-	for _, r := range s {
-		if len(out) >= 80 {
-			break
-		}
-		if r < 0x20 || (r >= 0x7f && r < 0xa0) || (r >= 0x202a && r <= 0x202e) || (r >= 0x2066 && r <= 0x2069) {
-			out = append(out, '?')
-			continue
-		}
-		out = append(out, r)
-	}
-	return string(out)
-}
+// sanitize makes remote-supplied text safe to show (textsafe.Clean: no
+// terminal escapes, control characters, bidirectional overrides or
+// invalid UTF-8), bounded to 80 characters.
+func sanitize(s string) string { return textsafe.Truncate(textsafe.Clean(s), 80) }

@@ -43,7 +43,7 @@ func syncPair(t *testing.T) (a, b *Vault, r remote.Remote) {
 	return a, b, r
 }
 
-func join(t *testing.T, r remote.Remote, target RemoteTarget, sk string) *Vault {
+func join(t testing.TB, r remote.Remote, target RemoteTarget, sk string) *Vault {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "home", "vault.db")
 	v, err := Join(ctx, path, r, JoinRequest{Target: target, Password: []byte(syncPassword), SecretKey: sk}, testOptions())
@@ -57,7 +57,7 @@ func join(t *testing.T, r remote.Remote, target RemoteTarget, sk string) *Vault 
 	return v
 }
 
-func mustSync(t *testing.T, v *Vault, r remote.Remote) *SyncResult {
+func mustSync(t testing.TB, v *Vault, r remote.Remote) *SyncResult {
 	t.Helper()
 	res, err := v.Sync(ctx, r)
 	if err != nil {

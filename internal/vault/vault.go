@@ -22,6 +22,7 @@ import (
 	"github.com/safehold/safehold/internal/envelope"
 	"github.com/safehold/safehold/internal/kdf"
 	"github.com/safehold/safehold/internal/keycode"
+	"github.com/safehold/safehold/internal/org"
 	"github.com/safehold/safehold/internal/pke"
 	"github.com/safehold/safehold/internal/secret"
 	"github.com/safehold/safehold/internal/sign"
@@ -99,6 +100,8 @@ type Vault struct {
 	devices map[string]*sign.PublicKey
 	vaults  map[string]*vaultState
 	order   []string // vault ids, personal first
+	// orgs holds every pinned organisation's verified state (§14).
+	orgs    map[string]*org.State
 	seen    int64    // PRAGMA data_version after our last check
 	release []func() // wipe and free every kept key
 	// verified is set once the loaded state passed every check; only such
@@ -113,10 +116,19 @@ type vaultState struct {
 	created int64
 	key     secret.Bytes
 	free    func() // wipes and frees key
-	seq     uint64
-	head    chain.Hash
-	index   map[string]*entryInfo // item id → latest log entry
-	views   map[string]*Overview  // item id → overview of current revision
+	// acct is the Account of the vault's envelope contexts: the account id
+	// for a personal vault, the organisation id for a shared one.
+	acct string
+	// Shared vaults only (§14): the organisation, the generation of key,
+	// and the earlier generations' keys (older items stay under them until
+	// re-encrypted), each freed by freeVaults.
+	org   string
+	gen   uint32
+	old   map[uint32]secret.Bytes
+	seq   uint64
+	head  chain.Hash
+	index map[string]*entryInfo // item id → latest log entry
+	views map[string]*Overview  // item id → overview of current revision
 	// snapSeq is the seq of the stored index snapshot (see snapshot.go).
 	snapSeq uint64
 	// titles indexes views by lower-cased title (titleIndex); nil when
@@ -397,7 +409,7 @@ func (v *Vault) Lock() {
 	if v.signer != nil {
 		v.signer.Wipe()
 	}
-	v.mk, v.macKey, v.signer, v.device, v.devices, v.vaults, v.order = nil, nil, nil, nil, nil, nil, nil
+	v.mk, v.macKey, v.signer, v.device, v.devices, v.vaults, v.order, v.orgs = nil, nil, nil, nil, nil, nil, nil, nil
 }
 
 // Unlock derives the key-encryption key from the password, unwraps the
@@ -519,6 +531,9 @@ func (v *Vault) load(ctx context.Context) error {
 	if v.device == nil {
 		return tampered("the account record names no key for this device")
 	}
+	if err := v.loadOrgs(); err != nil {
+		return err
+	}
 	if err := v.loadVaults(ctx); err != nil {
 		return err
 	}
@@ -531,6 +546,77 @@ func (v *Vault) load(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// chainFree returns a function that calls a and then b.
+func chainFree(a, b func()) func() {
+	return func() {
+		if a != nil {
+			a()
+		}
+		b()
+	}
+}
+
+// openVaultRecord opens an authenticated vault record's keys and name. The
+// keys are in ordinary memory; the caller keeps them.
+func (v *Vault) openVaultRecord(vr *vaultRecord) (*vaultState, error) {
+	id := vr.Vault
+	s := &vaultState{id: id, created: vr.Created, acct: v.acct.Account}
+	if vr.Org == "" {
+		if vr.Gen != 0 || vr.Old != nil {
+			return nil, tampered("vault %s record has key generations but no organisation", id)
+		}
+		key, err := envelope.Open(v.mk, envelope.Context{Purpose: purposeVaultKey, Account: v.acct.Account, Vault: id}, vr.Key)
+		if err != nil {
+			return nil, tampered("vault %s key does not open: %v", id, err)
+		}
+		name, err := envelope.Open(key, envelope.Context{Purpose: purposeVaultName, Account: v.acct.Account, Vault: id}, vr.Name)
+		if err != nil {
+			secret.Wipe(key)
+			return nil, tampered("vault %s name does not open: %v", id, err)
+		}
+		s.key, s.name = key, string(name)
+		return s, nil
+	}
+	if vr.Gen < 1 || len(vr.Old) != int(vr.Gen)-1 {
+		return nil, tampered("vault %s record names key generation %d with %d earlier keys", id, vr.Gen, len(vr.Old))
+	}
+	s.org, s.acct, s.gen = vr.Org, vr.Org, vr.Gen
+	keys := map[uint32]secret.Bytes{}
+	wipe := func() {
+		for _, k := range keys {
+			secret.Wipe(k)
+		}
+	}
+	for g := uint32(1); g <= vr.Gen; g++ {
+		sealed := vr.Key
+		if g < vr.Gen {
+			sealed = vr.Old[g-1]
+		}
+		k, err := envelope.Open(v.mk, sharedKeyContext(v.acct.Account, id, g), sealed)
+		if err != nil {
+			wipe()
+			return nil, tampered("vault %s key generation %d does not open: %v", id, g, err)
+		}
+		keys[g] = k
+	}
+	name, err := envelope.Open(keys[1], envelope.Context{Purpose: purposeVaultName, Account: vr.Org, Vault: id}, vr.Name)
+	if err != nil {
+		wipe()
+		return nil, tampered("vault %s name does not open: %v", id, err)
+	}
+	s.name, s.key = string(name), keys[vr.Gen]
+	delete(keys, vr.Gen)
+	if len(keys) > 0 {
+		s.old = keys
+	}
+	return s, nil
+}
+
+// sharedKeyContext seals generation gen of a shared vault's key under MK.
+func sharedKeyContext(acct, vault string, gen uint32) envelope.Context {
+	return envelope.Context{Purpose: purposeVaultKey, Account: acct, Vault: vault, Revision: uint64(gen)}
 }
 
 // freeVaults forgets every vault's key.
@@ -577,26 +663,41 @@ func (v *Vault) loadVaults(ctx context.Context) error {
 		if !checkMAC(v.macKey, "vault", &vr, &vr.MAC) {
 			return tampered("vault %s record was modified (its MAC does not verify)", id)
 		}
-		key, err := envelope.Open(v.mk, envelope.Context{Purpose: purposeVaultKey, Account: v.acct.Account, Vault: id}, vr.Key)
+		s, err := v.openVaultRecord(&vr)
 		if err != nil {
-			return tampered("vault %s key does not open: %v", id, err)
+			return err
 		}
-		name, err := envelope.Open(key, envelope.Context{Purpose: purposeVaultName, Account: v.acct.Account, Vault: id}, vr.Name)
-		if err != nil {
-			return tampered("vault %s name does not open: %v", id, err)
-		}
-		s := &vaultState{id: id, name: string(name), created: vr.Created}
-		if old, ok := prev[id]; ok && len(old.key) == len(key) && subtle.ConstantTimeCompare(old.key, key) == 1 {
+		key, reused := s.key, false
+		if old, ok := prev[id]; ok && old.gen == s.gen && len(old.key) == len(key) && subtle.ConstantTimeCompare(old.key, key) == 1 {
 			s.key, s.free = old.key, old.free
 			secret.Wipe(key)
+			for _, k := range s.old {
+				secret.Wipe(k)
+			}
+			s.old, reused = old.old, true
 		} else {
 			s.key, s.free = v.keepKey(key)
+		}
+		if !reused && len(s.old) > 0 {
+			free := s.free
+			for g, k := range s.old {
+				kept, f := v.keepKey(k)
+				s.old[g] = kept
+				free = chainFree(free, f)
+			}
+			s.free = free
 		}
 		v.vaults[id] = s
 		v.order = append(v.order, id)
 	}
 	// The personal vault, made first, comes first.
+	// Personal vaults come before shared ones; personal vaults made later
+	// are dated after every earlier one (CreateVault), so the first is the
+	// default vault.
 	slices.SortFunc(v.order, func(a, b string) int {
+		if c := cmp.Compare(min(len(v.vaults[a].org), 1), min(len(v.vaults[b].org), 1)); c != 0 {
+			return c
+		}
 		if c := cmp.Compare(v.vaults[a].created, v.vaults[b].created); c != 0 {
 			return c
 		}

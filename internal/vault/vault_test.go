@@ -20,7 +20,7 @@ var ctx = context.Background()
 func testOptions() Options { return Options{Rand: rand.Reader, AllowInsecureKDF: true} }
 
 // newVault creates and unlocks a vault with the test KDF profile.
-func newVault(t *testing.T) (*Vault, string, *Created) {
+func newVault(t testing.TB) (*Vault, string, *Created) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "home", "vault.db")
 	c, err := Create(ctx, path, []byte("correct horse battery"), kdf.TestParams(), testOptions())
@@ -38,7 +38,7 @@ func newVault(t *testing.T) (*Vault, string, *Created) {
 	return v, path, c
 }
 
-func addLogin(t *testing.T, v *Vault, title, pw string) item.Item {
+func addLogin(t testing.TB, v *Vault, title, pw string) item.Item {
 	t.Helper()
 	out, err := v.Add(ctx, []item.Item{{Type: item.Login, Title: title, Username: "alice", Password: pw, URLs: []string{"https://" + strings.ToLower(title) + ".example"}}})
 	if err != nil {
