@@ -329,54 +329,72 @@ func (a *app) join(path string, f *remoteFlags, skFile, totp, recoveryCode strin
 		return withHint(ExitWrongPassword, "type the Secret Key exactly as printed in the recovery kit: S1- and eight groups of four", fmt.Errorf("the Secret Key was not accepted: %w", err))
 	}
 	parsed.Wipe()
-	opts, err := a.vaultOptions()
-	if err != nil {
-		return err
-	}
 	kind := service.RemoteKind(f.server)
 	u := f.server
-	var r remote.Remote
-	var hc *httpremote.Client
 	if kind == vault.RemoteFolder {
 		u = service.FolderPath(u)
-		if r, err = folder.Open(u); err != nil {
-			return err
-		}
-	} else {
-		if hc, err = httpremote.New(u, fp, httpremote.Options{}); err != nil {
-			return err
-		}
-		r = hc
 	}
-	defer r.Close()
 	t := vault.RemoteTarget{Name: f.name, Kind: kind, URL: u, Fingerprint: fp, Email: strings.TrimSpace(f.email), Manual: f.manual, Platform: service.Platform()}
-	v, err := vault.Join(a.ctx, path, r, vault.JoinRequest{Target: t, Password: pw, SecretKey: strings.TrimSpace(string(sk)), TOTP: totp, RecoveryCode: recoveryCode}, opts)
+	res, err := a.setUpDevice(path, vault.JoinRequest{Target: t, Password: pw, SecretKey: strings.TrimSpace(string(sk)), TOTP: totp, RecoveryCode: recoveryCode})
 	if err != nil {
 		return err
-	}
-	defer v.Close()
-	if hc != nil {
-		if s := hc.Session(); s != nil {
-			raw, _ := json.Marshal(s)
-			if err := v.SaveSession(a.ctx, raw); err != nil {
-				return err
-			}
-			secret.Wipe(raw)
-		}
-	}
-	res, err := v.Sync(a.ctx, r)
-	if err != nil {
-		return fmt.Errorf("the device was set up but the first sync failed: %w", err)
-	}
-	v.Close()
-	if err := a.unlockWith(pw, ""); err != nil {
-		a.warnf("set up, but could not unlock: %v", err)
 	}
 	if a.jsonOut {
 		return a.printJSON(res)
 	}
 	a.printf("This device is set up for %s on %s: %d entries received.\n", f.email, u, res.Pulled)
 	return nil
+}
+
+// setUpDevice makes this device's vault at path from the account on
+// j.Target, syncs it and unlocks it (account login on a new device, and
+// device join).
+func (a *app) setUpDevice(path string, j vault.JoinRequest) (*vault.SyncResult, error) {
+	opts, err := a.vaultOptions()
+	if err != nil {
+		return nil, err
+	}
+	var r remote.Remote
+	var hc *httpremote.Client
+	switch j.Target.Kind {
+	case vault.RemoteFolder:
+		if r, err = folder.Open(j.Target.URL); err != nil {
+			return nil, err
+		}
+	case vault.RemoteServer:
+		if hc, err = httpremote.New(j.Target.URL, j.Target.Fingerprint, httpremote.Options{}); err != nil {
+			return nil, err
+		}
+		r = hc
+	default:
+		if r, err = a.dialRemote(j.Target, j.Linked); err != nil {
+			return nil, err
+		}
+	}
+	defer r.Close()
+	v, err := vault.Join(a.ctx, path, r, j, opts)
+	if err != nil {
+		return nil, err
+	}
+	defer v.Close()
+	if hc != nil {
+		if s := hc.Session(); s != nil {
+			raw, _ := json.Marshal(s)
+			if err := v.SaveSession(a.ctx, raw); err != nil {
+				return nil, err
+			}
+			secret.Wipe(raw)
+		}
+	}
+	res, err := v.Sync(a.ctx, r)
+	if err != nil {
+		return nil, fmt.Errorf("the device was set up but the first sync failed: %w", err)
+	}
+	v.Close()
+	if err := a.unlockWith(secret.Bytes(j.Password), ""); err != nil {
+		a.warnf("set up, but could not unlock: %v", err)
+	}
+	return res, nil
 }
 
 func (a *app) logoutCommand() *cobra.Command {
@@ -514,16 +532,7 @@ local changes.`,
 			if a.jsonOut {
 				return a.printJSON(res)
 			}
-			a.printf("Synced: %d received, %d sent.\n", res.Pulled, res.Pushed)
-			if len(res.Merged) > 0 {
-				a.printf("Merged changes made on two devices: %d item(s).\n", len(res.Merged))
-			}
-			if len(res.Conflicts) > 0 {
-				a.printf("Conflicts kept both values: %d item(s); see `safe conflicts`.\n", len(res.Conflicts))
-			}
-			for _, n := range res.Notes {
-				a.printf("note: %s\n", textsafe.CleanLines(n))
-			}
+			a.printSync("Synced", &res)
 			return nil
 		},
 	}
@@ -611,7 +620,7 @@ func (a *app) remoteCommand() *cobra.Command {
 }
 
 func (a *app) deviceCommand() *cobra.Command {
-	c := &cobra.Command{Use: "device", Short: "List and revoke the account's devices"}
+	c := &cobra.Command{Use: "device", Short: "Link, list and revoke the account's devices"}
 	ls := &cobra.Command{
 		Use:   "ls",
 		Short: "List the devices the server knows for the account",
@@ -653,7 +662,7 @@ func (a *app) deviceCommand() *cobra.Command {
 			return nil
 		},
 	}
-	c.AddCommand(ls, revoke)
+	c.AddCommand(ls, revoke, a.deviceLinkCommand(), a.deviceJoinCommand())
 	return c
 }
 
@@ -812,4 +821,18 @@ func callAgent[T any](a *app, op string, args any) (T, error) {
 	defer sc.C.Close()
 	err = sc.C.Call(a.ctx, op, args, &out)
 	return out, err
+}
+
+// printSync reports a sync's outcome.
+func (a *app) printSync(what string, res *vault.SyncResult) {
+	a.printf("%s: %d received, %d sent.\n", what, res.Pulled, res.Pushed)
+	if len(res.Merged) > 0 {
+		a.printf("Merged changes made on two devices: %d item(s).\n", len(res.Merged))
+	}
+	if len(res.Conflicts) > 0 {
+		a.printf("Conflicts kept both values: %d item(s); see `safe conflicts`.\n", len(res.Conflicts))
+	}
+	for _, n := range res.Notes {
+		a.printf("note: %s\n", textsafe.CleanLines(n))
+	}
 }

@@ -15,10 +15,13 @@ import (
 
 	"github.com/safehold/safehold/internal/agent"
 	"github.com/safehold/safehold/internal/api"
+	"github.com/safehold/safehold/internal/channel"
+	"github.com/safehold/safehold/internal/peerauth"
 	"github.com/safehold/safehold/internal/remote"
 	"github.com/safehold/safehold/internal/remote/folder"
 	"github.com/safehold/safehold/internal/remote/httpremote"
 	"github.com/safehold/safehold/internal/secret"
+	"github.com/safehold/safehold/internal/sign"
 	"github.com/safehold/safehold/internal/vault"
 )
 
@@ -40,6 +43,10 @@ const (
 	OpConflicts       = "conflicts"
 	OpLogins          = "logins"
 	OpAcceptReset     = "accept_reset"
+	OpDeviceCertify   = "device_certify"
+	OpPeerProve       = "peer_prove"
+	OpPeerTrusted     = "peer_trusted"
+	OpPeerSync        = "peer_sync"
 )
 
 // Error codes of sync ops.
@@ -52,6 +59,7 @@ const (
 	CodeFingerprint    = "fingerprint"
 	CodeRemoteExists   = "remote_exists"
 	CodePrelogin       = "prelogin_refused"
+	CodePeerRefused    = "peer_refused"
 )
 
 func init() {
@@ -61,9 +69,17 @@ func init() {
 		hint string
 	}{
 		{vault.ErrRemoteTampered, CodeRemoteTampered, "nothing was changed locally; the remote (or someone with access to it) served data that fails verification — report it to whoever runs it; if the server was restored from a backup, `safe sync --accept-reset` re-sends what it lost (a fork stays refused)"},
+		{vault.ErrNoDevice, CodeNotFound, "`safe device ls` lists the account's devices"},
 		{vault.ErrNoRemote, CodeNoRemote, "register with `safe account register --server URL ...` or add a folder with `safe remote add NAME DIR`"},
 		{vault.ErrRemoteExists, CodeRemoteExists, "a vault syncs with one remote: `safe remote rm` first"},
 		{vault.ErrPrelogin, CodePrelogin, "nothing was derived or sent; the server may be malicious or misconfigured"},
+		{channel.ErrRefused, CodePeerRefused, "the other device does not trust this one: it was revoked, or it belongs to another account"},
+		{peerauth.ErrUntrusted, CodePeerRefused, "only devices of this account that are not revoked may sync with each other; check the address"},
+		{channel.ErrUntrusted, CodePeerRefused, "only devices of this account that are not revoked may sync with each other; check the address"},
+		{channel.ErrHandshake, CodeRemoteTampered, "nothing was changed; the connection to the peer was tampered with, or it is not a Safehold peer"},
+		{channel.ErrTampered, CodeRemoteTampered, "nothing was changed; someone between the devices altered, replayed or reordered messages"},
+		{channel.ErrReplay, CodeRemoteTampered, "nothing was changed; someone between the devices altered, replayed or reordered messages"},
+		{channel.ErrOutOfOrder, CodeRemoteTampered, "nothing was changed; someone between the devices altered, replayed or reordered messages"},
 		{remote.ErrRefused, CodeRemoteTampered, "the remote refused entries an honest server accepts: sync in smaller steps, or report it to whoever runs the server"},
 		{remote.ErrUnavailable, CodeOffline, "you are offline or the server is down: changes stay queued and sync later"},
 		{remote.ErrTOTPRequired, CodeTOTPRequired, "pass --totp CODE (or --recovery-code CODE)"},
@@ -135,6 +151,35 @@ type DeviceArgs struct {
 	ID string `json:"id"`
 }
 
+// ProveArgs asks for this device's identity proof in a peer handshake:
+// the role (peerauth.RoleClient or RoleServer) and the handshake hash.
+type ProveArgs struct {
+	Role    string `json:"role"`
+	Binding []byte `json:"binding"`
+}
+
+// Proof is this device's signature for a peer handshake.
+type Proof struct {
+	Device    string `json:"device"`
+	Signature []byte `json:"signature"`
+}
+
+// TrustedDevice is a device peers may be: its id and public signing key.
+type TrustedDevice struct {
+	ID     string `json:"id"`
+	Public []byte `json:"public"`
+}
+
+// PeerSyncArgs names the peer to sync through.
+type PeerSyncArgs struct {
+	Addr string `json:"addr"`
+}
+
+// CertifyArgs carries a new device's public signing key (device link).
+type CertifyArgs struct {
+	Public []byte `json:"public"`
+}
+
 // TOTPArgs carries a code.
 type TOTPArgs struct {
 	Code         string `json:"code,omitempty"`
@@ -157,7 +202,7 @@ type SecretKey struct {
 // must survive anyway; what was not sent stays queued for the next sync.
 var InterruptibleOps = []string{
 	OpSync, OpAcceptReset, OpAccountRegister, OpAccountLogin, OpAccountLogout, OpDevices, OpLogins,
-	OpDeviceRevoke, OpTOTPSetup, OpTOTPEnable, OpTOTPDisable,
+	OpDeviceRevoke, OpTOTPSetup, OpTOTPEnable, OpTOTPDisable, OpPeerSync,
 	OpOrgCreate, OpOrgs, OpOrgShow, OpOrgDelete, OpOrgInvite, OpOrgAccept, OpOrgConfirm, OpOrgMembers,
 	OpOrgRemove, OpOrgSetRole, OpGroupCreate, OpGroupAdd, OpGroupRemove, OpVaultCreate, OpVaultShare,
 	OpVaultUnshare, OpVaultMembers,
@@ -198,8 +243,11 @@ func (h *Handler) openRemote(ctx context.Context) (remote.Remote, *vault.RemoteI
 }
 
 func (h *Handler) dial(ctx context.Context, kind, u, fingerprint string) (remote.Remote, error) {
-	if kind == vault.RemoteFolder {
+	switch kind {
+	case vault.RemoteFolder:
 		return folder.Open(FolderPath(u))
+	case vault.RemotePeer:
+		return peerauth.Dial(ctx, u, h.peerSigner(), h.peerTrusted())
 	}
 	var opts httpremote.Options
 	if raw, err := h.V.Session(ctx); err != nil {
@@ -333,6 +381,9 @@ func (h *Handler) handleSync(ctx context.Context, req agent.Request, report func
 		err := h.V.SetAutoSync(ctx, a.Auto)
 		return struct{}{}, true, err
 	case OpDevices:
+		if info, err := h.V.Remote(ctx); err == nil && info != nil && info.Kind != vault.RemoteServer {
+			return h.accountDevices(ctx)
+		}
 		return h.onServer(ctx, func(hc *httpremote.Client) (any, error) {
 			list, err := hc.Devices(ctx)
 			for i := range list {
@@ -350,8 +401,19 @@ func (h *Handler) handleSync(ctx context.Context, req agent.Request, report func
 		if a.ID == h.V.DeviceID() {
 			return nil, true, &agent.Error{Code: CodeInvalid, Message: "this is the device you are using", Hint: "revoke it from another device, or `safe account logout` here"}
 		}
+		if info, err := h.V.Remote(ctx); err == nil && info != nil && info.Kind != vault.RemoteServer {
+			// No server to refuse its logins: the account document
+			// lists it as revoked, and peers refuse it from now on.
+			if err := h.V.Revoke(ctx, a.ID); err != nil {
+				return nil, true, err
+			}
+			return struct{}{}, true, nil
+		}
 		return h.onServer(ctx, func(hc *httpremote.Client) (any, error) {
 			if err := hc.RevokeDevice(ctx, a.ID); err != nil {
+				return nil, err
+			}
+			if err := h.V.Revoke(ctx, a.ID); err != nil && !errors.Is(err, vault.ErrNoDevice) {
 				return nil, err
 			}
 			// The organisations learn it too, and the keys of the
@@ -380,6 +442,44 @@ func (h *Handler) handleSync(ctx context.Context, req agent.Request, report func
 		return h.onServer(ctx, func(hc *httpremote.Client) (any, error) {
 			return struct{}{}, hc.TOTPDisable(ctx, api.TOTPDisable{Code: a.Code, RecoveryCode: a.RecoveryCode})
 		})
+	case OpPeerProve:
+		var a ProveArgs
+		if err := decode(req.Args, &a); err != nil {
+			return nil, true, err
+		}
+		if (a.Role != peerauth.RoleClient && a.Role != peerauth.RoleServer) || len(a.Binding) != 32 {
+			return nil, true, &agent.Error{Code: CodeInvalid, Message: "a peer proof needs a role and a 32-byte handshake hash"}
+		}
+		id, sig, err := h.V.SignAsDevice(ctx, peerauth.Context, peerauth.Message(a.Role, a.Binding))
+		return Proof{Device: id, Signature: sig}, true, err
+	case OpPeerSync:
+		var a PeerSyncArgs
+		if err := decode(req.Args, &a); err != nil {
+			return nil, true, err
+		}
+		res, err := h.peerSync(ctx, a.Addr)
+		return res, true, err
+	case OpPeerTrusted:
+		list, err := h.V.TrustedDevices(ctx)
+		if err != nil {
+			return nil, true, err
+		}
+		out := make([]TrustedDevice, 0, len(list))
+		for _, d := range list {
+			raw, err := d.Public.MarshalBinary()
+			if err != nil {
+				return nil, true, err
+			}
+			out = append(out, TrustedDevice{ID: d.ID, Public: raw})
+		}
+		return out, true, nil
+	case OpDeviceCertify:
+		var a CertifyArgs
+		if err := decode(req.Args, &a); err != nil {
+			return nil, true, err
+		}
+		b, err := h.V.CertifyDevice(ctx, a.Public)
+		return b, true, err
 	case OpConflicts:
 		list, err := h.V.Conflicts(ctx)
 		res, err := orEmpty(list, err)
@@ -481,7 +581,7 @@ func (h *Handler) status(ctx context.Context) (*AccountStatus, error) {
 		return nil, vault.ErrNoRemote
 	}
 	st := &AccountStatus{Remote: info, Device: h.V.DeviceID(), Identity: h.V.IdentityFingerprint()}
-	if info.Kind == vault.RemoteFolder {
+	if info.Kind == vault.RemoteFolder || info.Kind == vault.RemotePeer {
 		st.LoggedIn = true
 	} else if raw, err := h.V.Session(ctx); err == nil && raw != nil {
 		st.LoggedIn = true
@@ -523,7 +623,7 @@ var writeOps = map[string]bool{
 	OpAdd: true, OpUpdate: true, OpTrash: true, OpRestore: true, OpPurge: true, OpEmptyTrash: true,
 	OpRestoreRevision: true, OpAttach: true, OpDetach: true, OpPasswd: true, OpRecover: true, OpUnlock: true,
 	OpAddTo: true, OpMove: true, OpCopy: true, OpVaultCreate: true, OpOrgAccept: true, OpOrgRemove: true,
-	OpGroupRemove: true, OpVaultUnshare: true,
+	OpGroupRemove: true, OpVaultUnshare: true, OpDeviceRevoke: true, OpDeviceCertify: true,
 }
 
 // scheduleSync starts an automatic sync shortly after a write, if the
@@ -584,4 +684,74 @@ func (h *Handler) Close() {
 	h.sync.closed = true
 	h.sync.mu.Unlock()
 	h.cancelAutoSync()
+}
+
+// peerSigner proves this device's identity to a peer.
+func (h *Handler) peerSigner() peerauth.Signer {
+	return func(role string, binding []byte) (string, []byte, error) {
+		return h.V.SignAsDevice(context.Background(), peerauth.Context, peerauth.Message(role, binding))
+	}
+}
+
+// peerTrusted lists the devices a peer may be.
+func (h *Handler) peerTrusted() peerauth.Trusted {
+	return func() (map[string]*sign.PublicKey, error) {
+		list, err := h.V.TrustedDevices(context.Background())
+		if err != nil {
+			return nil, err
+		}
+		m := make(map[string]*sign.PublicKey, len(list))
+		for _, d := range list {
+			m[d.ID] = d.Public
+		}
+		return m, nil
+	}
+}
+
+// accountDevices lists the account's devices from the account record, in
+// the server's shape (a folder or a peer keeps no device list).
+func (h *Handler) accountDevices(ctx context.Context) (any, bool, error) {
+	list, err := h.V.Devices(ctx)
+	if err != nil {
+		return nil, true, err
+	}
+	out := make([]api.Device, 0, len(list))
+	for _, d := range list {
+		dev := api.Device{ID: d.ID, Platform: "-", Current: d.Current}
+		if d.Revoked {
+			dev.Revoked = 1
+		}
+		out = append(out, dev)
+	}
+	return out, true, nil
+}
+
+// peerSync syncs through the device listening at addr (§16.1). A peer
+// serves the store its own vault syncs with, so this works for a vault
+// whose remote is a peer or a folder; a server's log lives on the server.
+func (h *Handler) peerSync(ctx context.Context, addr string) (*vault.SyncResult, error) {
+	info, err := h.V.Remote(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if info == nil {
+		return nil, &agent.Error{Code: CodeInvalid, Message: "this vault has no remote, so no peer serves its account",
+			Hint: "set this device up from the other one with `safe device link` / `safe device join`"}
+	}
+	if info.Kind == vault.RemoteServer {
+		return nil, &agent.Error{Code: CodeInvalid, Message: fmt.Sprintf("this vault syncs with the server %s; a vault has one remote, and a peer serves another store", info.URL),
+			Hint: "sync with the server (`safe sync`), or use peers for an account kept on a folder or a peer"}
+	}
+	r, err := peerauth.Dial(ctx, addr, h.peerSigner(), h.peerTrusted())
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	res, err := h.V.Sync(ctx, r)
+	h.noteSync(err)
+	if err == nil && info.Kind == vault.RemotePeer && info.URL != addr {
+		// The peer is known by its device key; its address may change.
+		err = h.V.SetRemoteURL(ctx, addr)
+	}
+	return res, err
 }

@@ -39,6 +39,9 @@ type accountRecord struct {
 	EncryptPublic   []byte       `json:"encryption_public"`
 	EncryptSealed   []byte       `json:"encryption_private"`
 	Devices         []deviceInfo `json:"devices"`
+	// Revoked lists the ids of devices no longer trusted (§15.4); it only
+	// grows. Their entries still verify; peers refuse them.
+	Revoked []string `json:"revoked,omitempty"`
 	// Epoch is the account-document epoch this record matches (§13.3);
 	// absent for a vault that never synced.
 	Epoch uint64 `json:"epoch,omitempty"`

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 
 	"github.com/safehold/safehold/internal/api"
 	"github.com/safehold/safehold/internal/envelope"
@@ -192,6 +191,9 @@ type JoinRequest struct {
 	SecretKey    string
 	TOTP         string
 	RecoveryCode string
+	// Linked, for a device set up through a device link: its key, already
+	// certified, and what the link promised (checked against the remote).
+	Linked *LinkedDevice
 }
 
 // Join makes a new vault file at path for an existing account on r: it
@@ -224,8 +226,10 @@ func Join(ctx context.Context, path string, r remote.Remote, j JoinRequest, opts
 		return nil, err
 	}
 	defer keys.Wipe()
-	deviceID, err := newID(opts.Rand)
-	if err != nil {
+	deviceID := ""
+	if j.Linked != nil {
+		deviceID = j.Linked.Bundle.Device
+	} else if deviceID, err = newID(opts.Rand); err != nil {
 		return nil, err
 	}
 	lk := keys.LoginKey()
@@ -281,14 +285,26 @@ func Join(ctx context.Context, path string, r remote.Remote, j JoinRequest, opts
 	if pub, err := identity.Public().MarshalBinary(); err != nil || !bytes.Equal(pub, checked.IdentityPublic) {
 		return nil, fmt.Errorf("%w: the identity private key does not match its public key", ErrRemoteTampered)
 	}
-	dev, devKey, err := newDeviceWithID(opts.Rand, mk, doc.Account, deviceID, identity)
-	if err != nil {
-		return nil, err
+	var dev *deviceInfo
+	if j.Linked != nil {
+		if dev, err = checkLinked(j.Linked, checked, mk); err != nil {
+			return nil, err
+		}
+		if dev.Sealed, err = sealKey(opts.Rand, mk, j.Linked.Key, envelope.Context{Purpose: purposeDevice, Account: doc.Account, Field: dev.ID}); err != nil {
+			return nil, err
+		}
+	} else {
+		var devKey *sign.PrivateKey
+		if dev, devKey, err = newDeviceWithID(opts.Rand, mk, doc.Account, deviceID, identity); err != nil {
+			return nil, err
+		}
+		devKey.Wipe()
 	}
-	devKey.Wipe()
 	rec := *checked
 	rec.MAC = nil
-	rec.Devices = append(slices.Clone(checked.Devices), *dev)
+	if rec.Devices, err = withDevice(checked.Devices, *dev); err != nil {
+		return nil, err
+	}
 	rec.SecretKey = bytes.Clone(skb)
 	raw := setMAC(mkey, "account", &rec, &rec.MAC)
 

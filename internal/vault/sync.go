@@ -260,9 +260,14 @@ func (v *Vault) adoptDocument(ctx context.Context, doc *accountRecord, rec *sync
 		return remoteTampered("the account document's key derivation is refused: %v", err)
 	}
 	ownPending := rec.DocDirty && !slices.ContainsFunc(doc.Devices, func(n deviceInfo) bool { return n.ID == v.device.ID })
+	var linked []deviceInfo // certified here through a link, not published yet
 	for _, d := range cur.Devices {
 		if ownPending && d.ID == v.device.ID {
 			continue // this device is not published yet
+		}
+		if slices.Contains(rec.Linked, d.ID) && !slices.ContainsFunc(doc.Devices, func(n deviceInfo) bool { return n.ID == d.ID }) {
+			linked = append(linked, d)
+			continue
 		}
 		if !slices.ContainsFunc(doc.Devices, func(n deviceInfo) bool {
 			return n.ID == d.ID && bytes.Equal(n.Public, d.Public) && bytes.Equal(n.Cert, d.Cert)
@@ -272,6 +277,7 @@ func (v *Vault) adoptDocument(ctx context.Context, doc *accountRecord, rec *sync
 	}
 	next := *doc
 	next.MAC = nil
+	next.Revoked = slices.Clone(doc.Revoked)
 	next.SecretKey = cur.SecretKey
 	next.Devices = slices.Clone(doc.Devices)
 	for i := range next.Devices {
@@ -281,6 +287,15 @@ func (v *Vault) adoptDocument(ctx context.Context, doc *accountRecord, rec *sync
 	}
 	if ownPending {
 		next.Devices = append(next.Devices, *v.device)
+	}
+	next.Devices = append(next.Devices, linked...)
+	for _, id := range cur.Revoked {
+		if !slices.Contains(doc.Revoked, id) {
+			if !rec.DocDirty {
+				return remoteTampered("the account document takes back the revocation of device %s", id)
+			}
+			next.Revoked = append(next.Revoked, id) // revoked here, not sent yet
+		}
 	}
 	// Re-read: the call that fetched the document may have refreshed and
 	// stored the session.
@@ -303,7 +318,11 @@ func (v *Vault) adoptDocument(ctx context.Context, doc *accountRecord, rec *sync
 		}
 	}
 	fresh.Epoch, fresh.KDF, fresh.PendingLogin = doc.Epoch, bytes.Clone(doc.KDF), pending
-	fresh.DocDirty = pending != nil || ownPending
+	fresh.DocDirty = pending != nil || ownPending || len(linked) > 0 || len(next.Revoked) > len(doc.Revoked)
+	fresh.Linked = nil
+	for _, d := range linked {
+		fresh.Linked = append(fresh.Linked, d.ID)
+	}
 	raw := setMAC(v.macKey, "account", &next, &next.MAC)
 	srec := v.encodeSync(fresh)
 	if err := v.putAccountAndSync(ctx, raw, srec); err != nil {
@@ -407,6 +426,7 @@ func (v *Vault) pushDocument(ctx context.Context, r remote.Remote) error {
 		return err
 	}
 	rec.Epoch, rec.DocDirty, rec.PendingLogin, rec.KDF = epoch, false, nil, bytes.Clone(next.KDF)
+	rec.Linked = nil // published
 	next.MAC = nil
 	raw := setMAC(v.macKey, "account", &next, &next.MAC)
 	srec := v.encodeSync(rec)

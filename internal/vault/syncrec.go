@@ -14,6 +14,7 @@ import (
 const (
 	RemoteServer = "server"
 	RemoteFolder = "folder"
+	RemotePeer   = "peer" // another device running `safe peer listen` (§16)
 )
 
 const (
@@ -48,7 +49,11 @@ type syncRecord struct {
 	// login key for a password changed here and not yet on the remote.
 	PendingLogin []byte `json:"pending_login,omitempty"`
 	Pins         []pin  `json:"pins"`
-	MAC          []byte `json:"mac,omitempty"`
+	// Linked lists devices this device certified through a device link
+	// (§15.2) and has not seen in the remote's document yet: they are
+	// kept, and sent, when a newer document comes without them.
+	Linked []string `json:"linked,omitempty"`
+	MAC    []byte   `json:"mac,omitempty"`
 }
 
 // pin is the last log position of one vault verified on the remote; every
@@ -134,6 +139,11 @@ func (v *Vault) Remote(ctx context.Context) (*RemoteInfo, error) {
 		info.Pending += int(v.vaults[id].seq - seq)
 	}
 	return info, nil
+}
+
+// SetRemoteURL records a new address for the remote (a peer that moved).
+func (v *Vault) SetRemoteURL(ctx context.Context, u string) error {
+	return v.updateSync(ctx, func(r *syncRecord) error { r.URL = u; return nil })
 }
 
 // SetAutoSync turns automatic sync on or off.
