@@ -363,6 +363,11 @@ func TestPeerSync(t *testing.T) {
 	if got := h.password("bob", "wifi"); got != "w1f1-pass" {
 		t.Fatalf("bob reads %q", got)
 	}
+	hub := filepath.Join(h.dir, "ann", "hub")
+	snapshot := filepath.Join(h.dir, "hub-then")
+	if err := os.CopyFS(snapshot, os.DirFS(hub)); err != nil {
+		t.Fatal(err)
+	}
 
 	// Writes flow both ways, device to device.
 	h.addLogin("bob", "bank", "bob", "b4nk")
@@ -380,9 +385,30 @@ func TestPeerSync(t *testing.T) {
 		t.Fatalf("bob reads %q", got)
 	}
 
+	// A peer that serves an older copy of the store (a rollback) is
+	// caught by the ordinary sync checks.
+	current := filepath.Join(h.dir, "hub-now")
+	if err := os.Rename(hub, current); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(snapshot, hub); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut := h.run("bob", "peer", "sync", addr)
+	if code != 13 || !strings.Contains(errOut, "rolled") {
+		t.Fatalf("a peer serving an older store: exit %d\n%s", code, errOut)
+	}
+	if err := os.RemoveAll(hub); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(current, hub); err != nil {
+		t.Fatal(err)
+	}
+	h.must("bob", "peer", "sync", addr)
+
 	// A device of another account is refused in the handshake.
 	h.must("eve", "account", "register", "--server", filepath.Join(h.dir, "evestore"), "--email", "eve@example.com", "--password-file", h.pw)
-	code, _, errOut := h.run("eve", "peer", "sync", addr)
+	code, _, errOut = h.run("eve", "peer", "sync", addr)
 	if code != 16 || !strings.Contains(errOut, "refused this device") {
 		t.Fatalf("another account's device: exit %d\n%s", code, errOut)
 	}

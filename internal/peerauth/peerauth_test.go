@@ -231,3 +231,35 @@ func BenchmarkPeerAttachments(b *testing.B) {
 		b.Fatal("nothing came back")
 	}
 }
+
+// TestConformanceOverTheNetwork: a peer is just another remote, all the
+// way down: the conformance suite every remote passes, through a real
+// TCP connection, the Noise+ML-KEM handshake, the frame layer and the
+// peer protocol, into a listener's empty folder store.
+func TestConformanceOverTheNetwork(t *testing.T) {
+	remotetest.Run(t, func(t *testing.T) remote.Remote {
+		srv, cli := newDevice(t, "server-device"), newDevice(t, "client-device")
+		dir := t.TempDir()
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		served := make(chan error, 1)
+		go func() {
+			served <- Serve(ctx, ln, srv.signer(), trustOf(cli).list, func() (remote.Remote, error) { return folder.Open(dir) }, nil)
+		}()
+		r, err := Dial(ctx, ln.Addr().String(), cli.signer(), trustOf(srv).list)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			r.Close()
+			cancel()
+			if err := <-served; err != nil {
+				t.Error(err)
+			}
+		})
+		return r
+	})
+}
