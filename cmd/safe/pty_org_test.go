@@ -17,30 +17,9 @@ import (
 // accept` and `safe org confirm` show the code to compare and ask; only
 // "y" goes on. `safe org remove` draws its progress bar on the terminal.
 func TestInteractiveOrg(t *testing.T) {
-	gobin, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("no go command to build safe with")
-	}
-	bin := filepath.Join(t.TempDir(), "safe")
-	if out, err := exec.Command(gobin, "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	dir := t.TempDir()
-	t.Cleanup(func() {
-		if err := stopAgents(dir); err != nil {
-			t.Error(err)
-		}
-	})
-	var base []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "SAFE_") {
-			base = append(base, kv)
-		}
-	}
-	base = append(base, "SAFE_INSECURE_TEST_KDF=1", "TERM=dumb")
-	envFor := func(who string) []string {
-		return append(base[:len(base):len(base)], "SAFE_HOME="+filepath.Join(dir, who))
-	}
+	h := newProcHarness(t)
+	bin, dir, base := h.bin, h.dir, h.base
+	envFor := h.env
 	ann, bob := envFor("ann"), envFor("bob")
 
 	// plain runs safe without a terminal and returns its stdout.

@@ -229,7 +229,7 @@ func newConn(nc net.Conn, br *bufio.Reader, k *Keys, opt Options, binding []byte
 	case k.Send == zero || k.Recv == zero:
 		return c, fmt.Errorf("%w: a direction key is all zeros", ErrBadKeys)
 	case k.Send == k.Recv:
-		return c, fmt.Errorf("%w: the send and receive keys are equal; hint: derive one key per direction", ErrBadKeys)
+		return c, fmt.Errorf("%w: the send and receive keys are equal (derive one key per direction)", ErrBadKeys)
 	}
 	c.send.label, c.recv.label = directionLabels(&k.Send, &k.Recv)
 	if err := c.send.setKey(&k.Send); err != nil {
@@ -277,7 +277,7 @@ func (c *Conn) WriteMessage(p []byte) error {
 		return err
 	}
 	if len(p) > c.opt.MaxMessage {
-		return fmt.Errorf("%w: %d bytes, the limit is %d; hint: split the message or raise Options.MaxMessage on both ends", ErrTooLarge, len(p), c.opt.MaxMessage)
+		return fmt.Errorf("%w: %d bytes, the limit is %d (split the message, or raise Options.MaxMessage on both ends)", ErrTooLarge, len(p), c.opt.MaxMessage)
 	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
@@ -399,7 +399,7 @@ func (c *Conn) readFrame() (frameType, []byte, error) {
 			case closeNormal:
 				c.rerr = io.EOF
 			case closeRefused:
-				c.rerr = fmt.Errorf("%w: it does not trust this device's key; hint: check that this device is enrolled and not revoked", ErrRefused)
+				c.rerr = fmt.Errorf("%w: it does not trust this device's key", ErrRefused)
 			default:
 				return 0, nil, c.kill(fmt.Errorf("%w: close frame %d has unknown reason 0x%02x", ErrProtocol, fh.counter, p[0]))
 			}

@@ -96,7 +96,7 @@ func parseHeader(h *[HeaderSize]byte, maxData int) (frameHeader, error) {
 	case typeData:
 		lo, hi = Overhead, uint32(maxData)
 		if n > hi {
-			return fh, fmt.Errorf("%w: data frame %d announces %d bytes, the limit is %d (MaxMessage %d); hint: both sides must use the same Options.MaxMessage",
+			return fh, fmt.Errorf("%w: data frame %d announces %d bytes, the limit is %d (MaxMessage %d) (both sides must use the same Options.MaxMessage)",
 				ErrTooLarge, fh.counter, n, hi, hi-Overhead)
 		}
 	case typeRekey:

@@ -310,7 +310,7 @@ func initiate(r io.Reader, w io.Writer, pro []byte, rng io.Reader, fixed *noise.
 	}
 	ct, _, _, err := hs.ReadMessage(nil, msg2)
 	if err != nil {
-		return Keys{}, nil, fmt.Errorf("%w: message 2 did not authenticate (%v); hint: both ends must run the same version with the same prologue, or the message was altered in transit", ErrHandshake, err)
+		return Keys{}, nil, fmt.Errorf("%w: message 2 did not authenticate (%v): the two ends run different versions or prologues, or the message was altered in transit", ErrHandshake, err)
 	}
 	if len(ct) != mlkem.CiphertextSize768 {
 		return Keys{}, nil, fmt.Errorf("%w: message 2 carries %d bytes, want an ML-KEM-768 ciphertext", ErrHandshake, len(ct))
@@ -380,7 +380,7 @@ func respond(r io.Reader, w io.Writer, pro []byte, rng io.Reader, fixed *noise.D
 	}
 	payload, i2r, r2i, err := hs.ReadMessage(nil, msg3)
 	if err != nil {
-		return Keys{}, nil, fmt.Errorf("%w: message 3 did not authenticate (%v); hint: both ends must run the same version with the same prologue, or the message was altered in transit", ErrHandshake, err)
+		return Keys{}, nil, fmt.Errorf("%w: message 3 did not authenticate (%v): the two ends run different versions or prologues, or the message was altered in transit", ErrHandshake, err)
 	}
 	if len(payload) != 0 {
 		return Keys{}, nil, fmt.Errorf("%w: message 3 carries a %d-byte payload, want none", ErrHandshake, len(payload))
@@ -440,7 +440,7 @@ func readHandshakeMessage(r io.Reader, idx, size int) ([]byte, error) {
 		return nil, fmt.Errorf("%w: reading message %d: %w", ErrHandshake, idx, err)
 	}
 	if n := int(binary.BigEndian.Uint16(l[:])); n != size {
-		return nil, fmt.Errorf("%w: message %d announces %d bytes, want %d; hint: the peer is not a safehold channel v1 endpoint", ErrHandshake, idx, n, size)
+		return nil, fmt.Errorf("%w: message %d announces %d bytes, want %d: the peer is not a safehold channel v1 endpoint", ErrHandshake, idx, n, size)
 	}
 	msg := make([]byte, size)
 	if _, err := io.ReadFull(r, msg); err != nil {
@@ -525,7 +525,7 @@ func (c *Conn) readProof() ([]byte, error) {
 // refuse tells the peer we do not trust it (a close frame with reason
 // "refused"), closes the connection and returns ErrUntrusted wrapping why.
 func (c *Conn) refuse(why error) error {
-	err := fmt.Errorf("%w: %w; hint: link this device with the peer first, or check that the peer is not revoked", ErrUntrusted, why)
+	err := fmt.Errorf("%w: %w", ErrUntrusted, why)
 	c.closeOnce.Do(func() { c.closeErr = c.shutdown(closeRefused) })
 	return err
 }
