@@ -292,7 +292,16 @@ func TestDeviceLinkThroughServer(t *testing.T) {
 	t.Run("wrong code", func(t *testing.T) {
 		link := h.start("ann", "device", "link")
 		parts := strings.Split(link.first, "-")
-		parts[1] += "x"
+		// Another word of the list: a typo that is not a word is caught
+		// before connecting and does not spend the code.
+		if parts[1] == "walrus" {
+			parts[1] = "tiger"
+		} else {
+			parts[1] = "walrus"
+		}
+		if code, _, errOut := h.run("cat", "device", "join", parts[0]+"-walrusx-"+parts[2]+"-"+parts[3], "--password-file", h.pw); code != 2 || !strings.Contains(errOut, "not one of the code's words") {
+			t.Fatalf("join with a misspelt word: exit %d\n%s", code, errOut)
+		}
 		code, _, errOut := h.run("cat", "device", "join", strings.Join(parts, "-"), "--password-file", h.pw)
 		if code != 18 || !strings.Contains(errOut, "code did not match") {
 			t.Fatalf("join with a wrong code: exit %d\n%s", code, errOut)

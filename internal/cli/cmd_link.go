@@ -15,6 +15,7 @@ import (
 
 	"github.com/safehold/safehold/internal/link"
 	"github.com/safehold/safehold/internal/random"
+	"github.com/safehold/safehold/internal/secret"
 	"github.com/safehold/safehold/internal/service"
 	"github.com/safehold/safehold/internal/sign"
 	"github.com/safehold/safehold/internal/textsafe"
@@ -113,6 +114,13 @@ ends the attempt; the code expires after --timeout.`,
 				return json.Marshal(b)
 			})
 			if err != nil {
+				if device != "" {
+					// Certified, but the new device did not finish: it is
+					// not left trusted.
+					if _, ferr := callAgent[struct{}](a, service.OpDeviceForget, service.DeviceArgs{ID: device}); ferr != nil {
+						a.warnf("could not withdraw the certificate of device %s: %v; revoke it with `safe device revoke %s`", device, ferr, device)
+					}
+				}
 				return linkError(err)
 			}
 			// Publish the new device in the account document now.
@@ -134,12 +142,12 @@ ends the attempt; the code expires after --timeout.`,
 func (a *app) deviceJoinCommand() *cobra.Command {
 	var addr, pwFile, totp, name string
 	c := &cobra.Command{
-		Use:   "join CODE",
+		Use:   "join [CODE]",
 		Short: "Set up this device from another one showing `safe device link`",
 		Long: `Joins the account of the device that shows the code: the server (or folder)
 and its fingerprint, the Secret Key and the Master Key come through the link;
 you type only the account password, which is checked against them.`,
-		Args: cobra.ExactArgs(1),
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
 			p, err := a.paths()
 			if err != nil {
@@ -148,18 +156,28 @@ you type only the account password, which is checked against them.`,
 			if _, err := os.Stat(p.Vault); err == nil {
 				return fmt.Errorf("%w: %s; a device joins once (use another SAFE_HOME)", vault.ErrExists, p.Vault)
 			}
-			if _, err := link.ParseCode(args[0]); err != nil {
+			var code string
+			if len(args) == 1 {
+				code = args[0]
+			} else {
+				// Typed, the code stays off the command line, where other
+				// users of this machine could read it.
+				raw, err := a.promptSecret("Code shown on the other device: ", "the code as an argument")
+				if err != nil {
+					return err
+				}
+				code = string(raw)
+				raw.Wipe()
+			}
+			if _, err := link.ParseCode(code); err != nil {
 				return usageError{err}
 			}
 			opts, err := a.linkOptions(addr, 0)
 			if err != nil {
 				return err
 			}
-			pw, err := a.password(pwFile, "Account password: ")
-			if err != nil {
-				return err
-			}
-			defer pw.Wipe()
+			var pw secret.Bytes
+			defer func() { pw.Wipe() }()
 			key, err := sign.GenerateKey(opts.Rand)
 			if err != nil {
 				return err
@@ -172,7 +190,11 @@ you type only the account password, which is checked against them.`,
 			hello, _ := json.Marshal(linkHello{Public: pub, Platform: service.Platform()})
 			var res *vault.SyncResult
 			var joined *vault.LinkBundle
-			err = link.Join(a.ctx, args[0], opts, hello, func(ctx context.Context, raw []byte) error {
+			err = link.Join(a.ctx, code, opts, hello, func(ctx context.Context, raw []byte) error {
+				// The password is asked once the code proved right.
+				if pw, err = a.password(pwFile, "Account password: "); err != nil {
+					return err
+				}
 				var b vault.LinkBundle
 				if err := json.Unmarshal(raw, &b); err != nil {
 					return fmt.Errorf("the bundle from the linking device is malformed: %w", err)

@@ -68,6 +68,11 @@ docs/design.md §16). A vault that syncs with a server cannot serve peers.`,
 				return withHint(ExitInvalid, "run `safe peer listen` on the device this one syncs with",
 					fmt.Errorf("this vault syncs through the peer %s", st.Remote.URL))
 			}
+			if st.Device == "" {
+				if st, err = callAgent[service.AccountStatus](a, service.OpAccountStatus, nil); err != nil {
+					return err
+				}
+			}
 			store := service.FolderPath(st.Remote.URL)
 			var lc net.ListenConfig
 			ln, err := lc.Listen(a.ctx, "tcp", addr)
@@ -84,7 +89,7 @@ docs/design.md §16). A vault that syncs with a server cannot serve peers.`,
 			if f, ok := a.env.Stdout.(*os.File); ok {
 				f.Sync()
 			}
-			return peerauth.Serve(a.ctx, ln, a.agentSigner(), a.agentTrusted(),
+			return peerauth.Serve(a.ctx, ln, st.Device, a.agentSigner(), a.agentTrusted(),
 				func() (remote.Remote, error) { return folder.Open(store) },
 				func(s peerauth.Session) {
 					who := s.Device
@@ -194,5 +199,5 @@ func (a *app) dialRemote(t vault.RemoteTarget, linked *vault.LinkedDevice) (remo
 	trusted := func() (map[string]*sign.PublicKey, error) {
 		return map[string]*sign.PublicKey{b.Linker: linker}, nil
 	}
-	return peerauth.Dial(a.ctx, t.URL, self, trusted)
+	return peerauth.Dial(a.ctx, t.URL, b.Device, self, trusted)
 }

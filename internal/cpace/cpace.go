@@ -281,6 +281,14 @@ func (s *State) Finish(peerMsg, peerAD []byte) ([]byte, error) {
 }
 
 // wipe zeroes the secret scalar and makes the state unusable.
+// Abort wipes a state that will not be finished (its caller gave up, the
+// peer went away). A nil or spent state is fine.
+func (s *State) Abort() {
+	if s != nil {
+		s.wipe()
+	}
+}
+
 func (s *State) wipe() {
 	if s.y != nil {
 		s.y.Zero()

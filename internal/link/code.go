@@ -8,6 +8,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/sethvargo/go-diceware/diceware"
 )
@@ -23,7 +24,7 @@ const (
 )
 
 // ErrCode: a code that is not of the form N-word-word-word.
-var ErrCode = errors.New("the code is not of the form N-word-word-word (for example 4-purple-sausage-tiger)")
+var ErrCode = errors.New("the code is not of the form N-word-word-word (for example 12-purple-walrus-tiger)")
 
 // Code is a parsed link code.
 type Code struct {
@@ -82,18 +83,28 @@ func ParseCode(s string) (Code, error) {
 	if err != nil || n < 1 || n > maxNameplate || parts[0] != strconv.Itoa(n) {
 		return Code{}, ErrCode
 	}
+	words := wordSet()
 	for _, w := range parts[1:] {
-		if len(w) == 0 || len(w) > 16 {
-			return Code{}, ErrCode
-		}
-		for _, r := range w {
-			if r < 'a' || r > 'z' {
-				return Code{}, ErrCode
-			}
+		if !words[w] {
+			// Caught here, a typo does not spend the code.
+			return Code{}, fmt.Errorf("%w: %.20q is not one of the code's words; check the spelling", ErrCode, w)
 		}
 	}
 	return Code{Nameplate: n, Words: parts[1:]}, nil
 }
+
+// wordSet is the words a code can hold (the EFF long list without its
+// hyphenated words).
+var wordSet = sync.OnceValue(func() map[string]bool {
+	wl := diceware.WordListEffLarge()
+	m := make(map[string]bool, effWords)
+	for i := range effWords {
+		if w := wl.WordAt(rollKey(i)); !strings.ContainsAny(w, "- ") {
+			m[w] = true
+		}
+	}
+	return m
+})
 
 // rollKey maps an index in [0, 7776) to the EFF list's dice key: the index
 // in base 6, five digits, each plus one, read as a decimal number.

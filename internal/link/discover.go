@@ -32,10 +32,10 @@ func respond(ctx context.Context, port, nameplate, tcpPort int) (func(), error) 
 	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
 		var serr error
 		err := c.Control(func(fd uintptr) {
-			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
-			if serr == nil {
-				serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
-			}
+			// SO_REUSEPORT only (not SO_REUSEADDR): Linux lets only the
+			// same user share the port, so another user cannot bind it
+			// and answer in our place.
+			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
 		})
 		if err != nil {
 			return err

@@ -42,6 +42,13 @@ const (
 	maxHandshake  = 256     // one plaintext handshake message
 	maxPayload    = 1 << 16 // one message inside the channel
 	DefaultExpiry = 5 * time.Minute
+	MaxExpiry     = 30 * time.Minute
+	// stepTimeout bounds the handshake once connected; finishTimeout the
+	// wait for the new device to set itself up (it derives keys from the
+	// password and syncs), counted from the bundle, not from the code's
+	// expiry.
+	stepTimeout   = 30 * time.Second
+	finishTimeout = 5 * time.Minute
 	ciLabel       = "safehold device link v1"
 	keyInfo       = "safehold device link v1 keys"
 )
@@ -90,7 +97,7 @@ func (o Options) rand() io.Reader {
 
 func (o Options) expiry() time.Duration {
 	if o.Expiry > 0 {
-		return o.Expiry
+		return min(o.Expiry, MaxExpiry)
 	}
 	return DefaultExpiry
 }
@@ -167,6 +174,7 @@ type Result struct {
 // that it finished (or failed), the attempt failed, or the code expired.
 func (o *Offer) Serve(ctx context.Context, certify Certify) (*Result, error) {
 	defer o.Close()
+	parent := ctx
 	ctx, cancel := context.WithDeadline(ctx, o.expiry)
 	defer cancel()
 	stop := context.AfterFunc(ctx, func() { o.ln.Close() })
@@ -183,8 +191,14 @@ func (o *Offer) Serve(ctx context.Context, certify Certify) (*Result, error) {
 	}
 	o.Close() // one attempt: no second connection, no more discovery
 	defer nc.Close()
+	// From here the code's expiry no longer matters: the attempt has its
+	// own deadlines.
+	cancel()
+	ctx, cancel = context.WithCancel(parent)
+	defer cancel()
 	stopConn := context.AfterFunc(ctx, func() { nc.SetDeadline(time.Now()) })
 	defer stopConn()
+	nc.SetDeadline(time.Now().Add(stepTimeout))
 	ch, err := o.handshake(nc)
 	if err != nil {
 		return nil, err
@@ -199,11 +213,14 @@ func (o *Offer) Serve(ctx context.Context, certify Certify) (*Result, error) {
 		ch.WriteMessage(encodeReply(reply{Refused: "the linking device refused: " + err.Error()}))
 		return nil, err
 	}
-	err = ch.WriteMessage(encodeReply(reply{Bundle: bundle}))
+	enc := encodeReply(reply{Bundle: bundle})
+	err = ch.WriteMessage(enc)
+	secret.Wipe(enc)
 	secret.Wipe(bundle)
 	if err != nil {
 		return nil, fmt.Errorf("send the bundle: %w", err)
 	}
+	nc.SetDeadline(time.Now().Add(finishTimeout))
 	raw, err := ch.ReadMessage()
 	if err != nil {
 		return nil, fmt.Errorf("%w: the new device did not report how joining went: %v", ErrProtocol, err)
@@ -281,6 +298,7 @@ func Join(ctx context.Context, text string, opts Options, hello []byte, finish f
 	defer nc.Close()
 	stop := context.AfterFunc(ctx, func() { nc.SetDeadline(time.Now()) })
 	defer stop()
+	nc.SetDeadline(time.Now().Add(stepTimeout))
 	ch, err := joinHandshake(nc, code, opts)
 	if err != nil {
 		return err
@@ -302,6 +320,7 @@ func Join(ctx context.Context, text string, opts Options, hello []byte, finish f
 	if rep.Refused != "" || rep.Bundle == nil {
 		return fmt.Errorf("%w: %s", ErrRefused, clean(rep.Refused))
 	}
+	nc.SetDeadline(time.Time{}) // finish may prompt for a password
 	ferr := finish(ctx, rep.Bundle)
 	done := outcome{OK: ferr == nil}
 	if ferr != nil {
@@ -329,6 +348,7 @@ func joinHandshake(nc net.Conn, code Code, opts Options) (*channel.Conn, error) 
 	if err != nil {
 		return nil, err
 	}
+	defer st.Abort() // spent by Finish on the way through
 	if err := writeMsg(nc, ya); err != nil {
 		return nil, err
 	}

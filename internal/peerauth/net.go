@@ -13,13 +13,19 @@ import (
 	"github.com/safehold/safehold/internal/remote"
 )
 
-// handshakeTimeout bounds a connection's handshake, so that a peer that
-// connects and says nothing does not hold a slot.
-const handshakeTimeout = 10 * time.Second
+// Limits of a listener: a connection's handshake is bounded in time, so
+// that a peer that connects and says nothing does not hold a slot, and in
+// number, so that unauthenticated connections cannot exhaust memory or
+// file descriptors (further connections wait in the kernel's backlog).
+const (
+	handshakeTimeout = 10 * time.Second
+	maxHandshakes    = 32
+	maxAcceptBackoff = time.Second
+)
 
 // Dial connects to the device listening at addr, proves this device's
 // identity, checks the other's, and returns the connection as a remote.
-func Dial(ctx context.Context, addr string, self Signer, trusted Trusted) (remote.Remote, error) {
+func Dial(ctx context.Context, addr, selfID string, self Signer, trusted Trusted) (remote.Remote, error) {
 	var d net.Dialer
 	nc, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
@@ -27,7 +33,7 @@ func Dial(ctx context.Context, addr string, self Signer, trusted Trusted) (remot
 	}
 	hctx, cancel := context.WithTimeout(ctx, handshakeTimeout)
 	defer cancel()
-	conn, err := channel.Client(hctx, nc, Config(RoleClient, self, trusted, nil))
+	conn, err := channel.Client(hctx, nc, Config(RoleClient, selfID, self, trusted, nil))
 	if err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("peer %s: %w", addr, err)
@@ -44,29 +50,44 @@ type Session struct {
 
 // Serve accepts connections on ln until ctx ends: each must complete the
 // handshake as a trusted device of the account, then is served from the
-// remote backing returns. done hears about every session that ends.
-func Serve(ctx context.Context, ln net.Listener, self Signer, trusted Trusted, backing func() (remote.Remote, error), done func(Session)) error {
+// remote backing returns. done hears about every session that ends. At
+// most maxHandshakes handshakes run at once; an accept error other than
+// the listener's closing is waited out, not fatal.
+func Serve(ctx context.Context, ln net.Listener, selfID string, self Signer, trusted Trusted, backing func() (remote.Remote, error), done func(Session)) error {
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	defer stop()
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	slots := make(chan struct{}, maxHandshakes)
+	var backoff time.Duration
 	for {
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			return nil
+		}
 		nc, err := ln.Accept()
 		if err != nil {
-			if ctx.Err() != nil {
+			<-slots
+			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
 				return nil
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
+			// Too many open files, a connection reset before accept...:
+			// wait and go on, as net/http does.
+			backoff = min(max(2*backoff, 5*time.Millisecond), maxAcceptBackoff)
+			select {
+			case <-time.After(backoff):
+			case <-ctx.Done():
+				return nil
 			}
-			return fmt.Errorf("accept peers: %w", err)
+			continue
 		}
+		backoff = 0
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			s := Session{Remote: nc.RemoteAddr().String()}
-			s.Err = serveOne(ctx, nc, self, trusted, backing, &s.Device)
+			s.Err = serveOne(ctx, nc, selfID, self, trusted, backing, &s.Device, func() { <-slots })
 			if done != nil {
 				done(s)
 			}
@@ -74,11 +95,14 @@ func Serve(ctx context.Context, ln net.Listener, self Signer, trusted Trusted, b
 	}
 }
 
-func serveOne(ctx context.Context, nc net.Conn, self Signer, trusted Trusted, backing func() (remote.Remote, error), device *string) error {
+// serveOne runs one connection; release frees its handshake slot once the
+// handshake is over, whatever its outcome.
+func serveOne(ctx context.Context, nc net.Conn, selfID string, self Signer, trusted Trusted, backing func() (remote.Remote, error), device *string, release func()) error {
 	defer nc.Close()
 	hctx, cancel := context.WithTimeout(ctx, handshakeTimeout)
-	conn, err := channel.Server(hctx, nc, Config(RoleServer, self, trusted, func(id string) { *device = id }))
+	conn, err := channel.Server(hctx, nc, Config(RoleServer, selfID, self, trusted, func(id string) { *device = id }))
 	cancel()
+	release()
 	if err != nil {
 		return err
 	}

@@ -45,14 +45,15 @@ func Message(role string, binding []byte) []byte {
 }
 
 // Config is the handshake configuration of one end: role is this end's
-// (RoleClient or RoleServer), self proves who this device is, trusted
-// decides whom to accept; seen, if set, learns the accepted peer's id.
-func Config(role string, self Signer, trusted Trusted, seen func(device string)) channel.HandshakeConfig {
+// (RoleClient or RoleServer), selfID this device's id, self proves who
+// this device is, trusted decides whom to accept; seen, if set, learns
+// the accepted peer's id. A peer that claims selfID is refused whatever
+// the trusted list says: it holds a copy of this device's key.
+func Config(role, selfID string, self Signer, trusted Trusted, seen func(device string)) channel.HandshakeConfig {
 	other := RoleServer
 	if role == RoleServer {
 		other = RoleClient
 	}
-	var own string
 	return channel.HandshakeConfig{
 		Prologue: []byte("safehold peer v1"),
 		Options:  channel.Options{MaxMessage: peer.MaxMessage},
@@ -61,7 +62,9 @@ func Config(role string, self Signer, trusted Trusted, seen func(device string))
 			if err != nil {
 				return nil, fmt.Errorf("prove this device's identity: %w", err)
 			}
-			own = id
+			if id != selfID {
+				return nil, fmt.Errorf("prove this device's identity: the key belongs to device %s, not %s", id, selfID)
+			}
 			return json.Marshal(proof{Device: id, Sig: sig})
 		},
 		Verify: func(raw, binding []byte) error {
@@ -72,8 +75,8 @@ func Config(role string, self Signer, trusted Trusted, seen func(device string))
 			if err := json.Unmarshal(raw, &p); err != nil || p.Device == "" {
 				return fmt.Errorf("%w: a malformed identity proof", ErrUntrusted)
 			}
-			if p.Device == own {
-				return fmt.Errorf("%w: the peer claims to be this device", ErrUntrusted)
+			if p.Device == selfID {
+				return fmt.Errorf("%w: the peer claims to be this device (a copy of its key?)", ErrUntrusted)
 			}
 			keys, err := trusted()
 			if err != nil {

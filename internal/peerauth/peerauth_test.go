@@ -102,7 +102,7 @@ func listen(t testing.TB, srv device, trusted *trust, dir string) *listener {
 	sctx, cancel := context.WithCancel(ctx)
 	served := make(chan error, 1)
 	go func() {
-		served <- Serve(sctx, ln, srv.signer(), trusted.list, func() (remote.Remote, error) { return folder.Open(dir) }, func(s Session) { l.sessions <- s })
+		served <- Serve(sctx, ln, srv.id, srv.signer(), trusted.list, func() (remote.Remote, error) { return folder.Open(dir) }, func(s Session) { l.sessions <- s })
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -116,7 +116,7 @@ func listen(t testing.TB, srv device, trusted *trust, dir string) *listener {
 func TestPeersOfOneAccountSync(t *testing.T) {
 	srv, cli := newDevice(t, "server-device"), newDevice(t, "client-device")
 	l := listen(t, srv, trustOf(srv, cli), t.TempDir())
-	r, err := Dial(context.Background(), l.addr, cli.signer(), trustOf(srv, cli).list)
+	r, err := Dial(context.Background(), l.addr, cli.id, cli.signer(), trustOf(srv, cli).list)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,7 +135,7 @@ func TestUntrustedDeviceIsRefusedInTheHandshake(t *testing.T) {
 	l := listen(t, srv, trustOf(srv, cli), t.TempDir())
 
 	// A device the listener does not trust.
-	_, err := Dial(context.Background(), l.addr, stranger.signer(), trustOf(srv).list)
+	_, err := Dial(context.Background(), l.addr, stranger.id, stranger.signer(), trustOf(srv).list)
 	if !errors.Is(err, channel.ErrRefused) {
 		t.Fatalf("a stranger's dial = %v, want channel.ErrRefused", err)
 	}
@@ -145,7 +145,7 @@ func TestUntrustedDeviceIsRefusedInTheHandshake(t *testing.T) {
 
 	// A listener the dialling device does not trust (someone else's
 	// device at the address it was given).
-	_, err = Dial(context.Background(), l.addr, cli.signer(), trustOf(cli).list)
+	_, err = Dial(context.Background(), l.addr, cli.id, cli.signer(), trustOf(cli).list)
 	if !errors.Is(err, ErrUntrusted) {
 		t.Fatalf("dial to an untrusted listener = %v, want ErrUntrusted", err)
 	}
@@ -153,7 +153,7 @@ func TestUntrustedDeviceIsRefusedInTheHandshake(t *testing.T) {
 
 	// A device that claims a trusted id with another key.
 	impostor := device{id: cli.id, key: stranger.key}
-	if _, err := Dial(context.Background(), l.addr, impostor.signer(), trustOf(srv).list); !errors.Is(err, channel.ErrRefused) {
+	if _, err := Dial(context.Background(), l.addr, impostor.id, impostor.signer(), trustOf(srv).list); !errors.Is(err, channel.ErrRefused) {
 		t.Fatalf("an impostor's dial = %v, want channel.ErrRefused", err)
 	}
 	<-l.sessions
@@ -161,8 +161,18 @@ func TestUntrustedDeviceIsRefusedInTheHandshake(t *testing.T) {
 	// A listener that sends back the client's own id.
 	mirror := newDevice(t, "mirror")
 	l2 := listen(t, device{id: cli.id, key: mirror.key}, trustOf(cli), t.TempDir())
-	if _, err := Dial(context.Background(), l2.addr, cli.signer(), trustOf(cli).list); !errors.Is(err, ErrUntrusted) {
-		t.Fatalf("a listener claiming to be this device = %v, want ErrUntrusted", err)
+	// (the listener, which verifies first, refuses a client with its own
+	// id; either way no session starts)
+	if _, err := Dial(context.Background(), l2.addr, cli.id, cli.signer(), trustOf(cli).list); !errors.Is(err, ErrUntrusted) && !errors.Is(err, channel.ErrRefused) {
+		t.Fatalf("a listener claiming to be this device = %v, want a refusal", err)
+	}
+	if s := <-l2.sessions; !errors.Is(s.Err, ErrUntrusted) {
+		t.Fatalf("the listener's session = %+v, want ErrUntrusted", s)
+	}
+	// A dialler that claims the listener's own id is refused by it.
+	l3 := listen(t, srv, trustOf(srv, cli), t.TempDir())
+	if _, err := Dial(context.Background(), l3.addr, srv.id, srv.signer(), trustOf(srv).list); !errors.Is(err, channel.ErrRefused) {
+		t.Fatalf("a dialler with the listener's own id = %v, want channel.ErrRefused", err)
 	}
 }
 
@@ -170,14 +180,14 @@ func TestRevokedDeviceIsRefusedFromTheNextConnection(t *testing.T) {
 	srv, cli := newDevice(t, "server-device"), newDevice(t, "client-device")
 	tr := trustOf(srv, cli)
 	l := listen(t, srv, tr, t.TempDir())
-	r, err := Dial(context.Background(), l.addr, cli.signer(), trustOf(srv).list)
+	r, err := Dial(context.Background(), l.addr, cli.id, cli.signer(), trustOf(srv).list)
 	if err != nil {
 		t.Fatal(err)
 	}
 	r.Close()
 	<-l.sessions
 	tr.drop(cli.id) // revoked
-	if _, err := Dial(context.Background(), l.addr, cli.signer(), trustOf(srv).list); !errors.Is(err, channel.ErrRefused) {
+	if _, err := Dial(context.Background(), l.addr, cli.id, cli.signer(), trustOf(srv).list); !errors.Is(err, channel.ErrRefused) {
 		t.Fatalf("a revoked device's dial = %v, want channel.ErrRefused", err)
 	}
 }
@@ -199,7 +209,7 @@ func BenchmarkPeerAttachments(b *testing.B) {
 		b.Cleanup(func() { os.RemoveAll(dir) })
 	}
 	l := listen(b, srv, trustOf(srv, cli), dir)
-	r, err := Dial(context.Background(), l.addr, cli.signer(), trustOf(srv).list)
+	r, err := Dial(context.Background(), l.addr, cli.id, cli.signer(), trustOf(srv).list)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -247,9 +257,9 @@ func TestConformanceOverTheNetwork(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		served := make(chan error, 1)
 		go func() {
-			served <- Serve(ctx, ln, srv.signer(), trustOf(cli).list, func() (remote.Remote, error) { return folder.Open(dir) }, nil)
+			served <- Serve(ctx, ln, srv.id, srv.signer(), trustOf(cli).list, func() (remote.Remote, error) { return folder.Open(dir) }, nil)
 		}()
-		r, err := Dial(ctx, ln.Addr().String(), cli.signer(), trustOf(srv).list)
+		r, err := Dial(ctx, ln.Addr().String(), cli.id, cli.signer(), trustOf(srv).list)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -47,6 +47,7 @@ const (
 	OpPeerProve       = "peer_prove"
 	OpPeerTrusted     = "peer_trusted"
 	OpPeerSync        = "peer_sync"
+	OpDeviceForget    = "device_forget"
 )
 
 // Error codes of sync ops.
@@ -247,7 +248,7 @@ func (h *Handler) dial(ctx context.Context, kind, u, fingerprint string) (remote
 	case vault.RemoteFolder:
 		return folder.Open(FolderPath(u))
 	case vault.RemotePeer:
-		return peerauth.Dial(ctx, u, h.peerSigner(), h.peerTrusted())
+		return peerauth.Dial(ctx, u, h.V.DeviceID(), h.peerSigner(), h.peerTrusted())
 	}
 	var opts httpremote.Options
 	if raw, err := h.V.Session(ctx); err != nil {
@@ -473,6 +474,15 @@ func (h *Handler) handleSync(ctx context.Context, req agent.Request, report func
 			out = append(out, TrustedDevice{ID: d.ID, Public: raw})
 		}
 		return out, true, nil
+	case OpDeviceForget:
+		var a DeviceArgs
+		if err := decode(req.Args, &a); err != nil {
+			return nil, true, err
+		}
+		// A link that failed after certifying: the device may hold the
+		// bundle, so it is revoked, not just forgotten (a forgotten
+		// device could still publish itself).
+		return struct{}{}, true, h.V.Revoke(ctx, a.ID)
 	case OpDeviceCertify:
 		var a CertifyArgs
 		if err := decode(req.Args, &a); err != nil {
@@ -742,7 +752,7 @@ func (h *Handler) peerSync(ctx context.Context, addr string) (*vault.SyncResult,
 		return nil, &agent.Error{Code: CodeInvalid, Message: fmt.Sprintf("this vault syncs with the server %s; a vault has one remote, and a peer serves another store", info.URL),
 			Hint: "sync with the server (`safe sync`), or use peers for an account kept on a folder or a peer"}
 	}
-	r, err := peerauth.Dial(ctx, addr, h.peerSigner(), h.peerTrusted())
+	r, err := peerauth.Dial(ctx, addr, h.V.DeviceID(), h.peerSigner(), h.peerTrusted())
 	if err != nil {
 		return nil, err
 	}

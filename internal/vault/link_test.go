@@ -175,3 +175,34 @@ func linkAndJoin(t *testing.T, a *Vault, r remote.Remote) *Vault {
 	mustSync(t, c, r)
 	return c
 }
+
+func TestRevokeAnUnpublishedLinkedDevice(t *testing.T) {
+	a, _, r := syncPair(t)
+	l := linkFrom(t, a)
+	if err := a.Revoke(ctx, l.Bundle.Device); err != nil {
+		t.Fatal(err)
+	}
+	list, err := a.TrustedDevices(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slices.ContainsFunc(list, func(d TrustedDevice) bool { return d.ID == l.Bundle.Device }) {
+		t.Fatal("a revoked linked device is still trusted")
+	}
+	mustSync(t, a, r)
+	// If it joins anyway (it holds the bundle), every device knows it is
+	// revoked.
+	c, err := joinLinked(t, r, l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustSync(t, c, r)
+	mustSync(t, a, r)
+	devs, err := a.Devices(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(devs, func(d DeviceEntry) bool { return d.ID == l.Bundle.Device && d.Revoked }) {
+		t.Fatalf("devices = %+v, want %s listed as revoked", devs, l.Bundle.Device)
+	}
+}
