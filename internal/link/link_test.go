@@ -312,3 +312,21 @@ func BenchmarkPairing(b *testing.B) {
 		}
 	}
 }
+
+// FuzzParseCode: whatever is typed, parsing never panics, and a code that
+// parses prints as text that parses to the same code.
+func FuzzParseCode(f *testing.F) {
+	for _, s := range []string{"12-purple-walrus-tiger", " 4 Purple Walrus TIGER ", "0-a-b-c", "99--tiger-tiger-tiger", "\x00", "12-purple-walrus-tiger-"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		c, err := ParseCode(s)
+		if err != nil {
+			return
+		}
+		again, err := ParseCode(c.String())
+		if err != nil || again.String() != c.String() {
+			t.Fatalf("%q parsed to %q, which parses to %q, %v", s, c.String(), again.String(), err)
+		}
+	})
+}
