@@ -119,10 +119,11 @@ Start with:  safe init    then  safe add login --title Example --generate`,
 		a.historyCommand(), a.generateCommand(), a.totpCommand(), a.copyCommand(),
 		a.passwdCommand(), a.recoverCommand(), a.verifyCommand(), a.kdfCommand(),
 		a.versionCommand(), a.agentCommand(), a.attachCommand(), a.vpnCommand(),
-		a.sshCommand(), a.clipboardClearCommand(),
+		a.sshCommand(), a.sshAgentCommand(), a.clipboardClearCommand(),
 		a.accountCommand(), a.syncCommand(), a.remoteCommand(), a.deviceCommand(), a.peerCommand(),
 		a.twoFACommand(), a.conflictsCommand(), a.kitCommand(), a.serveCommand(), a.adminCommand(), a.benchCommand(),
 		a.orgCommand(), a.vaultCommand(), a.moveCommand("mv"), a.moveCommand("cp"),
+		a.importCommand(), a.exportCommand(),
 	} {
 		root.AddCommand(c)
 	}

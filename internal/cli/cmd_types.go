@@ -200,11 +200,11 @@ func (v *vpnFlags) apply(c *cobra.Command, it *item.Item) error {
 }
 
 func (a *app) vpnCommand() *cobra.Command {
-	c := &cobra.Command{Use: "vpn", Short: "WireGuard profiles: export a wg-quick config, make key pairs"}
+	c := &cobra.Command{Use: "vpn", Short: "VPN profiles: import WireGuard and OpenVPN, export, make WireGuard key pairs"}
 	var out string
 	export := &cobra.Command{
 		Use:   "export NAME",
-		Short: "Print the item's WireGuard profile as a wg-quick config (or write it 0600 with --out)",
+		Short: "Print the item's VPN profile: a wg-quick config, or the imported .ovpn (or write it 0600 with --out)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
 			sc, it, err := a.withItem(args[0])
@@ -213,7 +213,15 @@ func (a *app) vpnCommand() *cobra.Command {
 			}
 			defer sc.C.Close()
 			if len(it.VPN) == 0 {
-				return failf(ExitNotFound, "add one with `safe add vpn`", "%q has no VPN profile", it.Title)
+				conf, ok, err := exportOpenVPN(it)
+				if err != nil {
+					return err
+				}
+				if !ok {
+					return failf(ExitNotFound, "add one with `safe add vpn` or `safe vpn import FILE`", "%q has no VPN profile", it.Title)
+				}
+				defer conf.Wipe()
+				return a.writeVPNConf(out, conf)
 			}
 			var p wireguard.Profile
 			if err := json.Unmarshal(it.VPN, &p); err != nil {
@@ -225,15 +233,7 @@ func (a *app) vpnCommand() *cobra.Command {
 				return err
 			}
 			defer conf.Wipe()
-			if out == "" {
-				_, err := a.env.Stdout.Write(conf)
-				return err
-			}
-			if err := writeFileAtomic(out, conf); err != nil {
-				return err
-			}
-			fmt.Fprintf(a.env.Stderr, "Wrote %s (mode 0600).\n", out)
-			return nil
+			return a.writeVPNConf(out, conf)
 		},
 	}
 	export.Flags().StringVar(&out, "out", "", "write to `FILE` (0600) instead of standard output")
@@ -263,8 +263,21 @@ func (a *app) vpnCommand() *cobra.Command {
 		},
 	}
 	a.vaultFlag(export)
-	c.AddCommand(export, keygen)
+	c.AddCommand(export, keygen, a.vpnImportCommand())
 	return c
+}
+
+// writeVPNConf prints a VPN configuration, or writes it 0600 to out.
+func (a *app) writeVPNConf(out string, conf []byte) error {
+	if out == "" {
+		_, err := a.env.Stdout.Write(conf)
+		return err
+	}
+	if err := writeFileAtomic(out, conf); err != nil {
+		return err
+	}
+	fmt.Fprintf(a.env.Stderr, "Wrote %s (mode 0600).\n", out)
+	return nil
 }
 
 // writeFileAtomic writes data to path (0600) through a temporary file and a
