@@ -124,6 +124,7 @@ Start with:  safe init    then  safe add login --title Example --generate`,
 		a.twoFACommand(), a.conflictsCommand(), a.kitCommand(), a.serveCommand(), a.adminCommand(), a.benchCommand(),
 		a.orgCommand(), a.vaultCommand(), a.moveCommand("mv"), a.moveCommand("cp"),
 		a.importCommand(), a.exportCommand(),
+		a.readCommand(), a.runCommand(), a.injectCommand(), a.gitCredentialCommand(),
 	} {
 		root.AddCommand(c)
 	}
@@ -251,6 +252,10 @@ func classify(err error) (int, string) {
 // report prints an error as "error:" and "hint:" lines (or JSON) and returns
 // the exit code.
 func (a *app) report(err error) int {
+	var child exitStatus
+	if errors.As(err, &child) {
+		return child.code // safe run: the command's own status, nothing printed
+	}
 	code, hint := classify(err)
 	if a.jsonOut {
 		out := map[string]any{"error": err.Error(), "exit_code": code}
