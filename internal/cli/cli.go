@@ -124,7 +124,7 @@ Start with:  safe init    then  safe add login --title Example --generate`,
 		a.twoFACommand(), a.conflictsCommand(), a.kitCommand(), a.serveCommand(), a.adminCommand(), a.benchCommand(),
 		a.orgCommand(), a.vaultCommand(), a.moveCommand("mv"), a.moveCommand("cp"),
 		a.importCommand(), a.exportCommand(),
-		a.readCommand(), a.runCommand(), a.injectCommand(), a.gitCredentialCommand(),
+		a.readCommand(), a.runCommand(), a.injectCommand(), a.gitCredentialCommand(), a.auditCommand(),
 	} {
 		root.AddCommand(c)
 	}

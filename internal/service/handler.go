@@ -268,6 +268,9 @@ func (h *Handler) handle(ctx context.Context, req agent.Request, files []*os.Fil
 	if res, ok, err := h.handleOrgs(ctx, req, report); ok {
 		return res, err
 	}
+	if res, ok, err := h.handleAudit(ctx, req, report); ok {
+		return res, err
+	}
 	return nil, &agent.Error{Code: agent.CodeBadRequest, Message: fmt.Sprintf("unknown op %q", req.Op), Hint: "the agent is older than this safe: run `safe agent stop` and retry"}
 }
 

@@ -40,7 +40,7 @@ const (
 )
 
 // ProgressOps are the ops that send progress frames.
-var ProgressOps = []string{OpOrgRemove, OpGroupRemove, OpVaultUnshare, OpDeviceRevoke}
+var ProgressOps = []string{OpOrgRemove, OpGroupRemove, OpVaultUnshare, OpDeviceRevoke, OpAudit}
 
 // Error codes of organisation ops.
 const (

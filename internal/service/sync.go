@@ -206,7 +206,7 @@ var InterruptibleOps = []string{
 	OpDeviceRevoke, OpTOTPSetup, OpTOTPEnable, OpTOTPDisable, OpPeerSync,
 	OpOrgCreate, OpOrgs, OpOrgShow, OpOrgDelete, OpOrgInvite, OpOrgAccept, OpOrgConfirm, OpOrgMembers,
 	OpOrgRemove, OpOrgSetRole, OpGroupCreate, OpGroupAdd, OpGroupRemove, OpVaultCreate, OpVaultShare,
-	OpVaultUnshare, OpVaultMembers,
+	OpVaultUnshare, OpVaultMembers, OpAudit,
 }
 
 // syncer runs syncs for the handler: on request and after writes while
