@@ -424,11 +424,9 @@ func (a *app) writeImport(sc *service.Client, entries []importer.Entry, sum *imp
 		}
 		var added []item.Item
 		var err error
-		if a.vault != "" {
-			added, err = sc.AddTo(a.ctx, a.vault, first)
-		} else {
-			added, err = sc.Add(a.ctx, first)
-		}
+		// The source's dates are kept, so that `safe audit` sees how old
+		// an imported password is.
+		added, err = sc.Import(a.ctx, a.vault, first)
 		if err == nil && len(added) != len(batch) {
 			err = fmt.Errorf("the agent stored %d of %d items", len(added), len(batch))
 		}

@@ -122,6 +122,12 @@ func (c *Client) AddTo(ctx context.Context, vault string, items []item.Item) ([]
 	return call[[]item.Item](ctx, c, OpAddTo, AddToArgs{Vault: vault, Items: items})
 }
 
+// Import stores imported items in a vault ("" for the personal one),
+// keeping the dates they carry.
+func (c *Client) Import(ctx context.Context, vault string, items []item.Item) ([]item.Item, error) {
+	return call[[]item.Item](ctx, c, OpAddTo, AddToArgs{Vault: vault, Items: items, Import: true})
+}
+
 // ResolveIn returns the id of the item ref names within a vault.
 func (c *Client) ResolveIn(ctx context.Context, vault, ref string) (string, error) {
 	id, err := call[ItemID](ctx, c, OpResolveIn, ResolveArgs{Vault: vault, Ref: ref})

@@ -159,6 +159,9 @@ type MoveArgs struct {
 type AddToArgs struct {
 	Vault string      `json:"vault"`
 	Items []item.Item `json:"items"`
+	// Import keeps the items' own creation, modification and
+	// password-change times (vault.Import).
+	Import bool `json:"import,omitempty"`
 }
 
 // ResolveArgs finds an item within one vault.
@@ -199,6 +202,9 @@ func (h *Handler) handleOrgs(ctx context.Context, req agent.Request, report func
 		var a AddToArgs
 		if err := decode(req.Args, &a); err != nil {
 			return nil, true, err
+		}
+		if a.Import {
+			return orgResult(h.V.Import(ctx, a.Vault, a.Items))
 		}
 		return orgResult(h.V.AddTo(ctx, a.Vault, a.Items))
 	case OpResolveIn:

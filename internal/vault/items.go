@@ -352,6 +352,18 @@ func (v *Vault) Add(ctx context.Context, items []item.Item) ([]item.Item, error)
 // AddTo adds items to the named vault (ref: id, id prefix or name; ""
 // means the personal vault).
 func (v *Vault) AddTo(ctx context.Context, vault string, items []item.Item) ([]item.Item, error) {
+	return v.add(ctx, vault, items, false)
+}
+
+// Import is AddTo for items that come from another password manager: the
+// creation, modification and password-change times they carry are kept
+// (a time in the future, or none, becomes now), so that `safe audit`
+// sees how old an imported password really is.
+func (v *Vault) Import(ctx context.Context, vault string, items []item.Item) ([]item.Item, error) {
+	return v.add(ctx, vault, items, true)
+}
+
+func (v *Vault) add(ctx context.Context, vault string, items []item.Item, keepDates bool) ([]item.Item, error) {
 	if err := v.refresh(ctx); err != nil {
 		return nil, err
 	}
@@ -380,12 +392,16 @@ func (v *Vault) AddTo(ctx context.Context, vault string, items []item.Item) ([]i
 		if err != nil {
 			return nil, err
 		}
-		it.ID, it.Created, it.Modified, it.Revision = id, now, now, 0
+		created, modified, changed := now, now, now
+		if keepDates {
+			created, modified, changed = pastOr(it.Created, now), pastOr(it.Modified, now), pastOr(it.PasswordChanged, now)
+		}
+		it.ID, it.Created, it.Modified, it.Revision = id, created, modified, 0
 		// Attachments come only through Attach (their chunks must exist),
-		// and the stamps are safe's to set.
+		// and the stamps are safe's to set (an import's are kept).
 		it.Attachments, it.Conflicts, it.PasswordChanged = nil, nil, time.Time{}
 		if it.Password != "" {
-			it.PasswordChanged = now
+			it.PasswordChanged = changed
 		}
 		it.Trashed = nil
 		out = append(out, it)
@@ -394,6 +410,14 @@ func (v *Vault) AddTo(ctx context.Context, vault string, items []item.Item) ([]i
 		return nil, err
 	}
 	return out, nil
+}
+
+// pastOr returns t in UTC if it is set and not after now, else now.
+func pastOr(t, now time.Time) time.Time {
+	if t.IsZero() || t.After(now) {
+		return now
+	}
+	return t.UTC()
 }
 
 // Update replaces the item ref names with next, provided the item is still
