@@ -68,8 +68,11 @@ const (
 	MaxDataRecord = 1 << 20
 	// MaxEntries bounds the ITEM records of one archive.
 	MaxEntries = 1_000_000
-	// MaxHistory bounds the HISTORY records of one entry.
-	MaxHistory = 1000
+	// MaxHistory bounds the HISTORY records of one entry. The vault keeps
+	// every revision, so this is set well above any real item's history
+	// (an item rotated by a script can pass a thousand); memory is bounded
+	// by ReadOptions.MaxTotal and the record limits, not by this count.
+	MaxHistory = 100_000
 	// MaxFileName bounds a FILE record's name.
 	MaxFileName = item.MaxTitle
 	// DefaultMaxTotal is the default bound on the plaintext held in
@@ -174,7 +177,10 @@ func Write(w io.Writer, entries []importer.Entry, password []byte, opts WriteOpt
 			}
 			seen[f.Name] = true
 			body := binary.BigEndian.AppendUint64(nil, uint64(len(f.Data)))
-			if err := writeRecord(bw, kindFile, append(body, f.Name...)); err != nil {
+			body = append(body, f.Name...)
+			err := writeRecord(bw, kindFile, body)
+			clear(body)
+			if err != nil {
 				return err
 			}
 			for d := f.Data; len(d) > 0; {

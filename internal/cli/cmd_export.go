@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -280,7 +281,7 @@ func writeAtomic(path string, force bool, write func(io.Writer) error) error {
 		if err := os.Rename(tmp.Name(), path); err != nil {
 			return fmt.Errorf("save %s: %w", path, err)
 		}
-		return nil
+		return syncDir(path)
 	}
 	err = os.Link(tmp.Name(), path)
 	if errors.Is(err, fs.ErrExist) {
@@ -294,6 +295,27 @@ func writeAtomic(path string, force bool, write func(io.Writer) error) error {
 		if err := os.Rename(tmp.Name(), path); err != nil {
 			return fmt.Errorf("save %s: %w", path, err)
 		}
+		return syncDir(path)
+	}
+	// Drop the temporary name before the directory is flushed, so that a
+	// crash cannot leave a second copy of the export behind.
+	if err := os.Remove(tmp.Name()); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("save %s: remove the temporary file: %w", path, err)
+	}
+	return syncDir(path)
+}
+
+// syncDir flushes the directory holding path, so that the new name of a
+// file moved into place survives a crash. File systems that cannot sync a
+// directory (EINVAL, unsupported) are not an error.
+func syncDir(path string) error {
+	d, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return fmt.Errorf("save %s: %w", path, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil && !errors.Is(err, syscall.EINVAL) && !errors.Is(err, errors.ErrUnsupported) {
+		return fmt.Errorf("save %s: flush its directory: %w", path, err)
 	}
 	return nil
 }

@@ -51,8 +51,11 @@ func openTable(r io.Reader, format string, required, optional []string) (*table,
 	}
 	for _, c := range required {
 		if _, ok := t.col[c]; !ok {
-			return nil, formatErr("%s: line 1: no %q column (the header is %q); is this a %s export?",
-				format, c, strings.Join(header, ","), format)
+			// The first line may be data (a file with no header row,
+			// or the wrong format chosen), so it is never quoted: only
+			// its column count and the missing name are reported.
+			return nil, formatErr("%s: line 1: no %q column among its %d columns; is this a %s export with its header row?",
+				format, c, len(header), format)
 		}
 		t.known[c] = true
 	}

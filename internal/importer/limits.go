@@ -25,6 +25,10 @@ const (
 	MaxZipFiles = 100_000
 	// MaxStoreFiles bounds the files a pass store may hold.
 	MaxStoreFiles = 200_000
+	// MaxHistory bounds the earlier versions kept per entry (Bitwarden and
+	// 1PUX password history): the newest are kept and the rest are listed
+	// in Result.Skipped, as the KeePass reader does.
+	MaxHistory = 1000
 )
 
 // ErrTooLarge means an input is larger than this package reads.
@@ -101,8 +105,15 @@ func (c *collector) add(e Entry) {
 		c.skip(e.Where, "%v", err)
 		return
 	}
-	hist := e.History[:0:0]
-	for i, h := range e.History {
+	// History is oldest first: keep the newest MaxHistory versions.
+	all, first := e.History, 0
+	if drop := len(all) - MaxHistory; drop > 0 {
+		c.skip("history of "+e.Where, "the %d oldest versions: more than %d versions", drop, MaxHistory)
+		first = drop
+	}
+	hist := all[:0:0]
+	for i := first; i < len(all); i++ {
+		h := all[i]
 		tidy(&h)
 		if err := h.Validate(); err != nil {
 			c.skip(fmt.Sprintf("%s, version %d", e.Where, i+1), "earlier version not kept: %v", err)

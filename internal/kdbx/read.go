@@ -116,6 +116,13 @@ func readV4(r io.Reader, h *header, composites [][]byte) (*importer.Result, erro
 		}
 		payload = zr
 	}
+	// Bound the whole decompressed payload, inner header included, before
+	// reading any of it: the inner header can hold at most MaxBinaries of
+	// attachments (each with a 5-byte field prefix) and its three other
+	// fields (stream id, stream key, end), each at most MaxHeaderField;
+	// the XML after it has its own MaxXML limit below.
+	payload = &limitReader{r: payload, n: maxPayloadV4,
+		what: fmt.Sprintf("the decompressed payload is more than %d bytes", int64(maxPayloadV4))}
 	payload = bufio.NewReaderSize(payload, 64<<10)
 	stream, binaries, err := readInnerHeader(payload)
 	if err != nil {
@@ -183,6 +190,11 @@ func payloadErr(err error, what string) error {
 	return corrupt("%s: %v", what, err)
 }
 
+// maxPayloadV4 bounds the decompressed KDBX 4 payload: the inner header
+// (attachments, their field prefixes, and the stream id, stream key and end
+// fields) plus the XML document.
+const maxPayloadV4 = MaxXML + MaxBinaries + MaxBinaryCount*5 + 3*(5+MaxHeaderField)
+
 // Inner header field IDs (KDBX 4).
 const (
 	ihEnd      = 0
@@ -201,6 +213,7 @@ func readInnerHeader(r io.Reader) (innerStream, [][]byte, error) {
 		binaries [][]byte
 		total    int64
 	)
+	defer func() { clear(key) }() // on the error paths too
 	for {
 		var pre [5]byte
 		if _, err := io.ReadFull(r, pre[:]); err != nil {
@@ -233,6 +246,9 @@ func readInnerHeader(r io.Reader) (innerStream, [][]byte, error) {
 			clear(key)
 			return s, binaries, err
 		case ihStreamID:
+			if haveID {
+				return nil, nil, corrupt("inner header field %d appears twice", pre[0])
+			}
 			if len(data) != 4 {
 				return nil, nil, corrupt("inner stream id is %d bytes, want 4", len(data))
 			}
@@ -241,6 +257,10 @@ func readInnerHeader(r io.Reader) (innerStream, [][]byte, error) {
 				return nil, nil, err
 			}
 		case ihStreamKy:
+			if key != nil {
+				clear(data)
+				return nil, nil, corrupt("inner header field %d appears twice", pre[0])
+			}
 			if len(data) == 0 {
 				return nil, nil, corrupt("inner stream key is empty")
 			}

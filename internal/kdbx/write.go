@@ -178,6 +178,7 @@ func Write(w io.Writer, entries []importer.Entry, password []byte, opts WriteOpt
 	if err != nil {
 		return fmt.Errorf("kdbx: random: %w", err)
 	}
+	defer clear(streamKey)
 	stream, err := newInnerStream(streamChaCha20, streamKey)
 	if err != nil {
 		return err
@@ -186,14 +187,21 @@ func Write(w io.Writer, entries []importer.Entry, password []byte, opts WriteOpt
 	if err != nil {
 		return err
 	}
+	// The XML holds every unprotected value (titles, user names, URLs,
+	// notes); wipe it once it is compressed and sealed.
+	defer wipeAll(doc)
 
 	// Inner header, then the XML, gzip-compressed.
 	var payload bytes.Buffer
+	defer func() { wipeAll(payload.Bytes()) }()
 	zw := gzip.NewWriter(&payload)
 	innerField(zw, ihStreamID, binary.LittleEndian.AppendUint32(nil, streamChaCha20))
 	innerField(zw, ihStreamKy, streamKey)
 	for _, b := range bins {
-		innerField(zw, ihBinary, append([]byte{0}, b...))
+		// The attachment bytes are the caller's; the prefixed copy is ours.
+		field := append([]byte{0}, b...)
+		innerField(zw, ihBinary, field)
+		clear(field)
 	}
 	innerField(zw, ihEnd, nil)
 	if _, err := zw.Write(doc); err != nil {
@@ -202,7 +210,6 @@ func Write(w io.Writer, entries []importer.Entry, password []byte, opts WriteOpt
 	if err := zw.Close(); err != nil {
 		return err
 	}
-	clear(streamKey)
 
 	composite, err := compositeKey(password, nil)
 	if err != nil {
@@ -233,6 +240,10 @@ func Write(w io.Writer, entries []importer.Entry, password []byte, opts WriteOpt
 	}
 	return nil
 }
+
+// wipeAll zeroes b up to its capacity (a bytes.Buffer's spare room may
+// still hold plaintext from before a reset).
+func wipeAll(b []byte) { clear(b[:cap(b)]) }
 
 func innerField(w io.Writer, id byte, data []byte) {
 	var pre [5]byte
@@ -366,6 +377,7 @@ func buildXML(entries []importer.Entry, opts *WriteOptions, stream innerStream, 
 	}
 	x.close("Meta")
 	x.b.Write(rootXML.Bytes())
+	wipeAll(rootXML.Bytes())
 	x.close("KeePassFile")
 	return x.b.Bytes(), x.bins, nil
 }
