@@ -48,7 +48,9 @@ until ` + "`safe unlock`" + `.
 no answer within --confirm-timeout is a no. --lifetime limits how long each
 key is served, counted from when the agent first saw it in the vault (as
 ssh-add -t). An item's custom fields ssh-agent-lifetime (like 30m) and
-ssh-agent-confirm (yes) can only tighten these for that key.`,
+ssh-agent-confirm (yes) can only tighten these for that key; a key held by
+several items gets the strictest policy of them all. Each signature reads the
+vault again, so a trashed item's key is refused at once.`,
 		Example: `  eval "$(safe ssh-agent --socket ~/.ssh/safehold/agent.sock &)"   # or run it in its own terminal
   SSH_AUTH_SOCK=~/.ssh/safehold/agent.sock ssh-add -l
   safe ssh-agent --socket /run/user/1000/safehold-ssh/agent.sock --confirm --lifetime 8h`,

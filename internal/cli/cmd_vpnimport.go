@@ -43,8 +43,11 @@ An OpenVPN profile must have its certificates and keys inline (<ca>, <cert>,
 becomes the field openvpn.config, each block a field openvpn.TAG; key blocks
 (key, tls-auth, tls-crypt, tls-crypt-v2, secret, pkcs12, auth-user-pass) are
 hidden fields. ` + "`safe vpn export NAME`" + ` writes the .ovpn back byte for byte.
-Commands that OpenVPN would run (up, down, ...) and keys in separate files are
-refused.
+Commands that OpenVPN would run (up, down, ...), code or configuration it would
+load (plugin, config, ...), files it would write (log, status, ...),
+script-security above 1 and keys in separate files are refused; lines are read
+as OpenVPN reads them (quotes, escapes, "setenv opt"). Export checks the
+profile again, so fields edited since import cannot add any of these.
 
 The format is found from the content (a [Interface] section is WireGuard);
 --format chooses it. The title defaults to the file name without extension.`,

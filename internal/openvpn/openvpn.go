@@ -103,13 +103,22 @@ func known(tag string) bool {
 // static key, or a user name and password).
 func Secret(tag string) bool { return tags[tag] }
 
-// scriptDirectives make OpenVPN run a command (or load code); a stored
-// profile must not carry one into a root process unseen.
+// scriptDirectives make OpenVPN run a command, load code or read more
+// configuration; a stored profile must not carry one into a root process
+// unseen.
 var scriptDirectives = map[string]bool{
 	"up": true, "down": true, "route-up": true, "route-pre-down": true,
 	"ipchange": true, "tls-verify": true, "auth-user-pass-verify": true,
 	"client-connect": true, "client-disconnect": true, "learn-address": true,
-	"plugin": true,
+	"tls-crypt-v2-verify": true, "iproute": true,
+	"plugin": true, "pkcs11-providers": true, "engine": true, "providers": true,
+	"config": true,
+}
+
+// fileDirectives make OpenVPN (as root) write to a file the profile names.
+var fileDirectives = map[string]bool{
+	"log": true, "log-append": true, "status": true, "writepid": true,
+	"tls-export-cert": true, "replay-persist": true, "ifconfig-pool-persist": true,
 }
 
 func synerr(line int, format string, a ...any) error {
@@ -144,13 +153,6 @@ func tagOf(text string) (tag string, closing, ok bool) {
 	return tag, false, true
 }
 
-// isClose reports whether raw is the line "</tag>" (white space aside),
-// without making a string of a line that may hold key material.
-func isClose(raw []byte, tag string) bool {
-	t := bytes.TrimSpace(raw)
-	return len(t) == len(tag)+3 && string(t) == "</"+tag+">"
-}
-
 // Parse reads a .ovpn profile. The input is at most MaxConfigSize bytes of
 // UTF-8 without NUL; "\n" and "\r\n" line ends are kept as they are.
 //
@@ -181,17 +183,25 @@ func Parse(data []byte) (Profile, error) {
 	seen := map[string]bool{}
 	remote := false
 	n := 0
+	scriptSecurity := 0 // the line of a script-security directive that allows scripts
 	for off := 0; off < len(data); {
 		raw := nextLine(data, off)
 		start := off
 		off += len(raw)
 		n++
 		if open != "" {
-			if !isClose(raw, open) {
+			// OpenVPN ends the block at the first line that starts
+			// (after white space, in newer versions) with "</tag>",
+			// whatever follows it, and reads lines of at most 255 bytes
+			// at a time; so "</tag>" may only appear as a line of its own.
+			switch closes(raw, open) {
+			case closeNone:
 				if start+len(raw)-bodyStart > MaxBlockSize {
 					return fail(synerr(openLine, "<%s> is larger than %d bytes", open, MaxBlockSize))
 				}
 				continue
+			case closeBad:
+				return fail(synerr(n, "</%s> or </connection> inside <%s> but not alone on its line (OpenVPN would end the block there)", open, open))
 			}
 			body := data[bodyStart:start]
 			if err := checkBody(open, body, openLine); err != nil {
@@ -206,13 +216,33 @@ func Parse(data []byte) (Profile, error) {
 			return fail(synerr(n, "longer than %d bytes", MaxLineLen))
 		}
 		skel.Write(raw)
-		text := strings.TrimSpace(string(raw))
-		if tag, closing, ok := tagOf(text); ok {
+		line := string(raw)
+		if n == 1 {
+			line = strings.TrimPrefix(line, "\uFEFF") // OpenVPN skips a UTF-8 BOM
+		}
+		text := strings.TrimSpace(line)
+		f, err := tokenize(text)
+		if err != nil {
+			return fail(synerr(n, "%v", err))
+		}
+		if len(f) == 0 { // empty or a comment
+			continue
+		}
+		if strings.HasPrefix(f[0], "<") {
+			// OpenVPN opens an inline block for a line whose only
+			// token (after unquoting) is "<...>".
+			tag, closing, ok := tagOf(f[0])
+			if !ok || len(f) != 1 {
+				return fail(synerr(n, "a line that starts with '<' must be a block tag alone on its line"))
+			}
+			if text != f[0] {
+				return fail(synerr(n, "write the tag %s alone on its line, without quotes, escapes or comments", f[0]))
+			}
 			switch {
 			case tag == "connection":
 			case closing && known(tag):
 				return fail(synerr(n, "</%s> without <%s>", tag, tag))
-			case known(tag):
+			case known(tag) && !closing:
 				if seen[tag] {
 					return fail(synerr(n, "second <%s> block", tag))
 				}
@@ -223,17 +253,20 @@ func Parse(data []byte) (Profile, error) {
 			}
 			continue
 		}
-		if text == "" || text[0] == '#' || text[0] == ';' {
-			continue
-		}
-		f := strings.Fields(text)
-		if err := checkDirective(n, f); err != nil {
+		name, args, err := checkDirective(n, f)
+		if err != nil {
 			return fail(err)
 		}
-		remote = remote || f[0] == "remote"
+		if name == "script-security" && scriptSecurity == 0 && (len(args) != 1 || (args[0] != "0" && args[0] != "1")) {
+			scriptSecurity = n
+		}
+		remote = remote || name == "remote"
 	}
 	if open != "" {
 		return fail(synerr(openLine, "<%s> is not closed by </%s>", open, open))
+	}
+	if scriptSecurity != 0 {
+		return fail(synerr(scriptSecurity, "script-security above 1 lets OpenVPN run scripts: Safehold does not import it (remove the line or use script-security 1)"))
 	}
 	if !remote {
 		return fail(fmt.Errorf("%w: no remote directive: this is not an OpenVPN client profile", ErrSyntax))
@@ -245,16 +278,147 @@ func Parse(data []byte) (Profile, error) {
 	return p, nil
 }
 
-// checkDirective refuses script hooks and key material in files.
-func checkDirective(n int, f []string) error {
-	name := strings.TrimPrefix(f[0], "--")
+// checkDirective refuses script hooks, directives that write files and
+// key material in files. f is the line tokenised as OpenVPN does; name and
+// args are the option OpenVPN sees: a leading "--" is dropped, and so is
+// "setenv opt" (which makes the rest of the line an option).
+func checkDirective(n int, f []string) (name string, args []string, err error) {
+	for len(f) >= 2 && f[0] == "setenv" && f[1] == "opt" {
+		f = f[2:]
+	}
+	if len(f) == 0 {
+		return "", nil, synerr(n, "setenv opt without an option")
+	}
+	name, args = f[0], f[1:]
+	if len(name) >= 3 && strings.HasPrefix(name, "--") {
+		name = name[2:]
+	}
 	if scriptDirectives[name] {
-		return synerr(n, "%s runs a command: Safehold does not import commands that OpenVPN would run (remove the line)", name)
+		return "", nil, synerr(n, "%s runs a command: Safehold does not import commands that OpenVPN would run (remove the line)", name)
 	}
-	if known(name) && len(f) > 1 && f[1] != "[inline]" {
-		return synerr(n, "%s refers to the file %q: put its contents inline between <%s> and </%s>, so that the vault holds the whole profile", name, f[1], name, name)
+	if fileDirectives[name] {
+		return "", nil, synerr(n, "%s writes a file: Safehold does not import directives that make OpenVPN write files (remove the line)", name)
 	}
-	return nil
+	if known(name) && len(args) > 0 && args[0] != "[inline]" {
+		return "", nil, synerr(n, "%s refers to the file %q: put its contents inline between <%s> and </%s>, so that the vault holds the whole profile", name, args[0], name, name)
+	}
+	return name, args, nil
+}
+
+// tokenize splits a directive line as OpenVPN's parse_line does: white
+// space separates tokens; a token may be in double quotes (in which a
+// backslash escapes the next character) or single quotes (no escapes);
+// outside single quotes a backslash may only escape a backslash, a double
+// quote or white space; a token that starts with '#' or ';' starts a
+// comment. OpenVPN refuses (or skips) a line with an unclosed quote or
+// another backslash; so does tokenize.
+func tokenize(line string) ([]string, error) {
+	const (
+		initial = iota
+		unquoted
+		dquoted
+		squoted
+	)
+	var (
+		out   []string
+		tok   strings.Builder
+		state = initial
+		bs    = false
+	)
+	space := func(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f' }
+	// A final NUL ends the last token, as in parse_line.
+	for i := 0; i <= len(line); i++ {
+		var c byte // 0 at the end
+		if i < len(line) {
+			c = line[i]
+		}
+		end := i == len(line)
+		if !bs && c == '\\' && state != squoted && !end {
+			bs = true
+			continue
+		}
+		var emit bool
+		var ch byte
+		done := false
+		switch state {
+		case initial:
+			if end || space(c) {
+				break
+			}
+			if c == '#' || c == ';' {
+				return out, nil
+			}
+			switch {
+			case !bs && c == '"':
+				state = dquoted
+			case !bs && c == '\'':
+				state = squoted
+			default:
+				ch, emit, state = c, true, unquoted
+			}
+		case unquoted:
+			if end || (!bs && space(c)) {
+				done = true
+			} else {
+				ch, emit = c, true
+			}
+		case dquoted:
+			if end {
+				return nil, errors.New("no closing quotation (\")")
+			}
+			if !bs && c == '"' {
+				done = true
+			} else {
+				ch, emit = c, true
+			}
+		case squoted:
+			if end {
+				return nil, errors.New("no closing single quotation (')")
+			}
+			if c == '\'' {
+				done = true
+			} else {
+				ch, emit = c, true
+			}
+		}
+		if bs && emit && !(ch == '\\' || ch == '"' || space(ch)) {
+			return nil, errors.New("a backslash may only escape a backslash, a double quote or white space")
+		}
+		if bs && end {
+			return nil, errors.New("a backslash at the end of the line")
+		}
+		bs = false
+		if emit {
+			tok.WriteByte(ch)
+		}
+		if done {
+			out = append(out, tok.String())
+			tok.Reset()
+			state = initial
+		}
+	}
+	return out, nil
+}
+
+// Results of closes.
+const (
+	closeNone = iota // an ordinary body line
+	closeOK          // the line "</tag>"
+	closeBad         // "</tag>" (or "</connection>") elsewhere on the line
+)
+
+// closes tells whether raw, a line inside a <tag> block, ends it, without
+// making a string of a line that may hold key material.
+func closes(raw []byte, tag string) int {
+	end := "</" + tag + ">"
+	t := bytes.TrimSpace(raw)
+	if len(t) == len(end) && string(t) == end {
+		return closeOK
+	}
+	if bytes.Contains(raw, []byte(end)) || bytes.Contains(raw, []byte("</connection>")) {
+		return closeBad
+	}
+	return closeNone
 }
 
 // checkBody checks that a block holds what its tag says. Errors name the
@@ -320,11 +484,16 @@ func checkBody(tag string, body []byte, line int) error {
 	return nil
 }
 
-// pemBlocks decodes body as PEM blocks separated only by white space.
+// pemBlocks decodes body as PEM blocks separated only by white space: any
+// other text before, between or after the blocks is refused (pem.Decode
+// would skip it, but OpenVPN could read it as something else).
 func pemBlocks(body []byte) ([]*pem.Block, bool) {
 	var out []*pem.Block
 	rest := bytes.TrimSpace(body)
 	for len(rest) > 0 {
+		if !bytes.HasPrefix(rest, []byte("-----BEGIN ")) {
+			return nil, false
+		}
 		b, r := pem.Decode(rest)
 		if b == nil {
 			return nil, false
@@ -405,6 +574,23 @@ func (p Profile) Export() (secret.Bytes, error) {
 	if next != len(p.Blocks) {
 		out.Wipe()
 		return nil, fmt.Errorf("%w: %d stored blocks have no place in the profile", ErrSyntax, len(p.Blocks)-next)
+	}
+	// The skeleton and the bodies may have been edited since they were
+	// parsed: write only what Parse accepts, and only if it reads back as
+	// the same skeleton and blocks (a body cannot close its block).
+	q, err := Parse(out)
+	if err != nil {
+		out.Wipe()
+		return nil, err
+	}
+	defer q.Wipe()
+	same := bytes.Equal(q.Skeleton, p.Skeleton) && len(q.Blocks) == len(p.Blocks)
+	for i := 0; same && i < len(q.Blocks); i++ {
+		same = q.Blocks[i].Tag == p.Blocks[i].Tag && bytes.Equal(q.Blocks[i].Body, p.Blocks[i].Body)
+	}
+	if !same {
+		out.Wipe()
+		return nil, fmt.Errorf("%w: the stored blocks do not read back as the same blocks (a block body holds a tag line)", ErrSyntax)
 	}
 	return out, nil
 }

@@ -160,3 +160,80 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestTokenize(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{`remote a.example 1194`, "remote|a.example|1194"},
+		{`"up" /x`, "up|/x"},
+		{`'down' '/a b'`, "down|/a b"},
+		{`a\ b "c\"d" 'e\f'`, `a b|c"d|e\f`},
+		{`remote x # comment "`, "remote|x"},
+		{`  ; all comment`, ""},
+		{`auth "a;b" ;c`, "auth|a;b"},
+		{`x\\y`, `x\y`},
+	} {
+		got, err := tokenize(c.in)
+		if err != nil || strings.Join(got, "|") != c.want {
+			t.Errorf("tokenize(%q) = %q, %v; want %q", c.in, got, err, c.want)
+		}
+	}
+	for _, in := range []string{`u\p`, `"up`, `'up`, `up\`, `"a\b"`} {
+		if got, err := tokenize(in); err == nil {
+			t.Errorf("tokenize(%q) = %q, want an error", in, got)
+		}
+	}
+}
+
+func TestParseRefusesDisguisedDirectives(t *testing.T) {
+	for line, want := range map[string]string{
+		`setenv opt up /x`:              "up runs a command",
+		`setenv opt setenv opt down /x`: "down runs a command",
+		`"up" /x`:                       "up runs a command",
+		`'--down' /x`:                   "down runs a command",
+		`u\p /x`:                        "backslash",
+		"\ufeffup /x":                   "up runs a command",
+		`iproute /x`:                    "iproute runs a command",
+		`config more.conf`:              "config runs a command",
+		`engine /x.so`:                  "engine runs a command",
+		`log /etc/passwd`:               "log writes a file",
+		`setenv opt status /x`:          "status writes a file",
+		`writepid /x`:                   "writepid writes a file",
+		`script-security 2`:             "line 1: script-security above 1",
+		`script-security 3 execve`:      "script-security above 1",
+		`"<up>"`:                        "without quotes",
+		`<ca> # x`:                      "without quotes",
+		`<up>`:                          "unknown inline block",
+		`</connection>x`:                "block tag alone",
+	} {
+		_, err := Parse([]byte(line + "\nremote x 1\n"))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: got %v, want %q", line, err, want)
+		}
+	}
+	for _, ok := range []string{"script-security 1", "setenv FOO bar", "# up /x", "remote-cert-tls server"} {
+		if _, err := Parse([]byte(ok + "\nremote x 1\n")); err != nil {
+			t.Errorf("%q: %v", ok, err)
+		}
+	}
+}
+
+func TestParseBlockEnds(t *testing.T) {
+	data := string(fixture(t))
+	for name, c := range map[string]struct{ from, to, want string }{
+		"text after close":   {"</ca>\n", "</ca>x\n", "</ca> or </connection> inside <ca>"},
+		"close mid-line":     {"-----END CERTIFICATE-----\n</ca>", "-----END CERTIFICATE----- </ca>\n</ca>", "inside <ca>"},
+		"connection in body": {"-----END CERTIFICATE-----\n</ca>", "-----END CERTIFICATE-----\n</connection>\n</ca>", "inside <ca>"},
+		"text before pem":    {"<ca>\n", "<ca>\nhello\n", "<ca> does not hold PEM certificates"},
+		"text after pem":     {"-----END CERTIFICATE-----\n</ca>", "-----END CERTIFICATE-----\nhello\n</ca>", "<ca> does not hold PEM certificates"},
+	} {
+		in := strings.Replace(data, c.from, c.to, 1)
+		if _, err := Parse([]byte(in)); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: got %v, want %q", name, err, c.want)
+		}
+	}
+	// Indented close tags are still close tags.
+	in := strings.Replace(data, "</ca>\n", "  </ca> \n", 1)
+	if _, err := Parse([]byte(in)); err != nil {
+		t.Fatal(err)
+	}
+}

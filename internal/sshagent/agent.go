@@ -16,7 +16,15 @@
 // ssh-add -t, from when the agent loaded the key: the first time it saw the
 // key in the vault. An expired key is neither listed nor used again by this
 // agent process. Item custom fields can only tighten both: see
-// FieldLifetime and FieldConfirm.
+// FieldLifetime and FieldConfirm. When several items hold the same key, the
+// agent serves it once with the strictest policy of them all (confirmation
+// if any item asks for it, the shortest lifetime), and a key is not served
+// while one of its items has a policy field that does not parse.
+//
+// Every signature request reads the vault's list again first, so that a
+// client that never asks for the key list still cannot use a key whose
+// item was trashed or deleted, or sign under a policy the item no longer
+// has.
 package sshagent
 
 import (
@@ -78,6 +86,7 @@ var (
 	ErrExpired     = errors.New("the key's lifetime in this agent is over")
 	ErrDenied      = errors.New("use of the key was not confirmed")
 	ErrKeyMismatch = errors.New("the item's private key does not match its public key")
+	ErrChanged     = errors.New("the key's item changed or was trashed while signing: try again")
 )
 
 // Entry is an SSH key item as a list shows it: no secret.
@@ -120,7 +129,9 @@ type Options struct {
 	Log func(msg string)
 }
 
-// key is what the agent remembers of one SSH item: public data only.
+// key is what the agent remembers of one SSH item (in Agent.keys) or of
+// one public key (in Agent.byBlob, the policies of its items merged):
+// public data only.
 type key struct {
 	id, title   string
 	revision    uint64
@@ -130,6 +141,7 @@ type key struct {
 	loaded      time.Time
 	lifetime    time.Duration // 0: none
 	confirm     bool
+	bad         error // a policy field does not parse: the key is not served
 }
 
 func (k *key) expired(now time.Time) bool {
@@ -144,6 +156,7 @@ type Agent struct {
 
 	mu      sync.Mutex
 	keys    map[string]*key // by item ID
+	byBlob  map[string]*key // the live keys by public blob, policies merged
 	loaded  map[string]time.Time
 	expired map[string]bool // blobs whose lifetime ended
 	lock    []byte          // HMAC of the lock passphrase; nil when unlocked
@@ -160,7 +173,7 @@ func New(ctx context.Context, v Vault, opts Options) *Agent {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Agent{ctx: ctx, v: v, opts: opts, keys: map[string]*key{}, loaded: map[string]time.Time{}, expired: map[string]bool{}}
+	return &Agent{ctx: ctx, v: v, opts: opts, keys: map[string]*key{}, byBlob: map[string]*key{}, loaded: map[string]time.Time{}, expired: map[string]bool{}}
 }
 
 func (a *Agent) logf(format string, args ...any) {
@@ -171,7 +184,9 @@ func (a *Agent) logf(format string, args ...any) {
 
 // refresh reads the vault's list and brings the key cache up to date,
 // fetching items that are new or changed. It returns the live keys in
-// vault order.
+// vault order, one per public key: the first item that holds it gives the
+// ID, title and revision; the policy is the strictest of every item that
+// holds it.
 func (a *Agent) refresh() ([]*key, error) {
 	ctx, cancel := context.WithTimeout(a.ctx, vaultTimeout)
 	defer cancel()
@@ -199,10 +214,19 @@ func (a *Agent) refresh() ([]*key, error) {
 		if err == nil {
 			k, err = publicOf(it)
 		}
+		if k != nil && err != nil {
+			// The key is known but its policy is not: remember it,
+			// so that no other item serves the same key unchecked.
+			k.bad = err
+			err = nil
+		}
 		if err != nil {
 			a.logf("skipping SSH key %q: %v", clean(e.Title), err)
 			failed[e.ID] = true
 			continue
+		}
+		if k.bad != nil {
+			a.logf("skipping SSH key %q: %v", clean(e.Title), k.bad)
 		}
 		k.revision = e.Revision
 		fresh[e.ID] = k
@@ -210,38 +234,62 @@ func (a *Agent) refresh() ([]*key, error) {
 	now := a.opts.Now()
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	seen := map[string]bool{}
-	var out []*key
+	var order []string // blobs in vault order
+	merged := map[string]*key{}
 	for _, e := range entries {
 		if failed[e.ID] {
 			delete(a.keys, e.ID)
 			continue
 		}
 		if k, ok := fresh[e.ID]; ok {
-			bs := string(k.blob)
-			if _, ok := a.loaded[bs]; !ok {
-				a.loaded[bs] = now
-				a.logf("loaded SSH key %q (%s)", k.title, k.fingerprint)
-			}
-			k.loaded = a.loaded[bs]
-			if a.opts.Lifetime > 0 && (k.lifetime == 0 || a.opts.Lifetime < k.lifetime) {
-				k.lifetime = a.opts.Lifetime
-			}
 			a.keys[e.ID] = k
 		}
 		k, ok := a.keys[e.ID]
-		if !ok || seen[string(k.blob)] {
-			continue // unusable, or the same key in a second item
+		if !ok {
+			continue
 		}
-		seen[string(k.blob)] = true
-		if a.expired[string(k.blob)] {
+		bs := string(k.blob)
+		m, ok := merged[bs]
+		if !ok {
+			c := *k
+			m = &c
+			if a.opts.Lifetime > 0 && (m.lifetime == 0 || a.opts.Lifetime < m.lifetime) {
+				m.lifetime = a.opts.Lifetime
+			}
+			merged[bs] = m
+			order = append(order, bs)
+			continue
+		}
+		// The same key in another item: its policy can only tighten.
+		m.confirm = m.confirm || k.confirm
+		if k.lifetime > 0 && (m.lifetime == 0 || k.lifetime < m.lifetime) {
+			m.lifetime = k.lifetime
+		}
+		if m.bad == nil {
+			m.bad = k.bad
+		}
+	}
+	var out []*key
+	a.byBlob = map[string]*key{}
+	for _, bs := range order {
+		k := merged[bs]
+		if k.bad != nil {
+			continue
+		}
+		if _, ok := a.loaded[bs]; !ok {
+			a.loaded[bs] = now
+			a.logf("loaded SSH key %q (%s)", k.title, k.fingerprint)
+		}
+		k.loaded = a.loaded[bs]
+		if a.expired[bs] {
 			continue
 		}
 		if k.expired(now) {
-			a.expired[string(k.blob)] = true
+			a.expired[bs] = true
 			a.logf("forgot SSH key %q (%s): its lifetime of %s is over", k.title, k.fingerprint, k.lifetime)
 			continue
 		}
+		a.byBlob[bs] = k
 		out = append(out, k)
 	}
 	// Forget items that left the vault or no longer hold a usable key.
@@ -264,28 +312,6 @@ func publicOf(it item.Item) (*key, error) {
 		return nil, errors.New("the item holds no SSH key")
 	}
 	k := &key{id: it.ID, title: clean(it.Title)}
-	for _, f := range it.Fields {
-		switch {
-		case strings.EqualFold(f.Name, FieldLifetime):
-			v := strings.TrimSpace(f.Value)
-			if v == "" {
-				continue
-			}
-			d, err := time.ParseDuration(v)
-			if err != nil || d <= 0 {
-				return nil, fmt.Errorf("field %s: %q is not a positive duration like 30m or 8h", FieldLifetime, v)
-			}
-			k.lifetime = d
-		case strings.EqualFold(f.Name, FieldConfirm):
-			switch strings.ToLower(strings.TrimSpace(f.Value)) {
-			case "yes", "true", "on", "1":
-				k.confirm = true
-			case "", "no", "false", "off", "0":
-			default:
-				return nil, fmt.Errorf("field %s: %q is not yes or no", FieldConfirm, f.Value)
-			}
-		}
-	}
 	if line := strings.TrimSpace(it.SSH.PublicKey); line != "" {
 		if len(line) > sshkey.MaxKeySize {
 			return nil, fmt.Errorf("%w: public key over %d bytes", sshkey.ErrTooLarge, sshkey.MaxKeySize)
@@ -308,6 +334,33 @@ func publicOf(it item.Item) (*key, error) {
 	}
 	k.blob = k.pub.Marshal()
 	k.fingerprint = ssh.FingerprintSHA256(k.pub)
+	// A policy field that does not parse makes the key unusable (not
+	// unlimited); the key is returned with the error, so that the agent
+	// knows which key to refuse.
+	for _, f := range it.Fields {
+		switch {
+		case strings.EqualFold(f.Name, FieldLifetime):
+			v := strings.TrimSpace(f.Value)
+			if v == "" {
+				continue
+			}
+			d, err := time.ParseDuration(v)
+			if err != nil || d <= 0 {
+				return k, fmt.Errorf("field %s: %q is not a positive duration like 30m or 8h", FieldLifetime, v)
+			}
+			if k.lifetime == 0 || d < k.lifetime {
+				k.lifetime = d
+			}
+		case strings.EqualFold(f.Name, FieldConfirm):
+			switch strings.ToLower(strings.TrimSpace(f.Value)) {
+			case "yes", "true", "on", "1":
+				k.confirm = true
+			case "", "no", "false", "off", "0":
+			default:
+				return k, fmt.Errorf("field %s: %q is not yes or no", FieldConfirm, f.Value)
+			}
+		}
+	}
 	return k, nil
 }
 
@@ -450,31 +503,23 @@ func (a *Agent) SignWithFlags(pub ssh.PublicKey, data []byte, flags agent.Signat
 	return sig, nil
 }
 
-// find returns the live key with this blob, refreshing the list once if
-// the key is not known yet.
+// find reads the vault's list again and returns the live key with this
+// blob. It does so for every signature, not only for unknown keys: the
+// cache may hold an item since trashed, or a policy since tightened.
 func (a *Agent) find(blob []byte) (*key, error) {
-	lookup := func() *key {
-		a.mu.Lock()
-		defer a.mu.Unlock()
-		for _, k := range a.keys {
-			if bytes.Equal(k.blob, blob) {
-				return k
-			}
-		}
-		return nil
-	}
-	k := lookup()
-	if k == nil {
-		if _, err := a.refresh(); err != nil {
-			return nil, err
-		}
-		if k = lookup(); k == nil {
-			return nil, ErrUnknownKey
-		}
+	if _, err := a.refresh(); err != nil {
+		return nil, err
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.expired[string(blob)] || k.expired(a.opts.Now()) {
+	if a.expired[string(blob)] {
+		return nil, ErrExpired
+	}
+	k := a.byBlob[string(blob)]
+	if k == nil {
+		return nil, ErrUnknownKey
+	}
+	if k.expired(a.opts.Now()) {
 		a.expired[string(blob)] = true
 		return nil, ErrExpired
 	}
@@ -507,6 +552,11 @@ func (a *Agent) sign(k *key, data []byte, flags agent.SignatureFlags) (*ssh.Sign
 	it, err := a.v.Get(ctx, k.id)
 	if err != nil {
 		return nil, err
+	}
+	// The policy was checked against revision k.revision of a live item:
+	// sign only with that.
+	if it.ID != k.id || it.Revision != k.revision || it.Trashed != nil {
+		return nil, ErrChanged
 	}
 	if it.SSH == nil {
 		return nil, errors.New("the item no longer holds an SSH key")

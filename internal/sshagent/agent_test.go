@@ -665,3 +665,48 @@ type pipeRW struct {
 
 func (p *pipeRW) Read(b []byte) (int, error)  { return p.r.Read(b) }
 func (p *pipeRW) Write(b []byte) (int, error) { return p.w.Write(b) }
+
+// A key held by two items is served once, and not at all while one of the
+// items has a policy field that does not parse.
+func TestDuplicateKeyBadField(t *testing.T) {
+	a1 := ed25519Item(t, "a1", "first")
+	b2 := a1.Clone()
+	b2.ID, b2.Title = "b2", "copy"
+	b2.Fields = []item.Field{{Name: FieldConfirm, Kind: item.KindText, Value: "maybe"}}
+	v := &fakeVault{items: []item.Item{a1, b2}}
+	a := New(context.Background(), v, Options{})
+	if keys, err := a.List(); err != nil || len(keys) != 0 {
+		t.Fatalf("List: %v %v", keys, err)
+	}
+	if _, err := a.Sign(pubOf(t, a1), []byte("m")); err == nil {
+		t.Fatal("signed with a key whose second item has a bad policy field")
+	}
+	b2.Revision, b2.Fields = 2, nil
+	v.set(a1, b2)
+	keys, err := a.List()
+	if err != nil || len(keys) != 1 || keys[0].Comment != "first" {
+		t.Fatalf("List: %v %v", keys, err)
+	}
+	if _, err := a.Sign(pubOf(t, a1), []byte("m")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// sign refuses an item whose fetched revision is not the one the policy
+// was checked against.
+func TestSignChecksRevision(t *testing.T) {
+	k := ed25519Item(t, "a1", "k")
+	a := New(context.Background(), &fakeVault{items: []item.Item{k}}, Options{})
+	got, err := a.find(pubOf(t, k).Marshal())
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale := *got
+	stale.revision = 7
+	if _, err := a.sign(&stale, []byte("m"), 0); !errors.Is(err, ErrChanged) {
+		t.Fatalf("sign with a stale revision: %v", err)
+	}
+	if _, err := a.sign(got, []byte("m"), 0); err != nil {
+		t.Fatal(err)
+	}
+}
