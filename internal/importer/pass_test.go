@@ -160,3 +160,45 @@ func TestExecGPGLimit(t *testing.T) {
 		t.Fatalf("error = %v, want ErrTooLarge", err)
 	}
 }
+
+// TestPassStoreMadeByPass: a store written by the real `pass` (pass init,
+// pass insert --multiline, pass generate), read back through gpg.
+func TestPassStoreMadeByPass(t *testing.T) {
+	if _, err := exec.LookPath("pass"); err != nil {
+		t.Skip("pass is not installed (CI installs it)")
+	}
+	home, fpr := gnupg(t)
+	store := filepath.Join(t.TempDir(), "store")
+	env := append(os.Environ(), "GNUPGHOME="+home, "PASSWORD_STORE_DIR="+store, "PASSWORD_STORE_GPG_OPTS=--trust-model always")
+	passCmd := func(stdin string, args ...string) {
+		t.Helper()
+		cmd := exec.Command("pass", args...)
+		cmd.Env = env
+		cmd.Stdin = strings.NewReader(stdin)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("pass %v: %v\n%s", args, err, out)
+		}
+	}
+	passCmd("", "init", fpr)
+	passCmd("s3cret-bank\nlogin: alice\nurl: https://bank.example\n", "insert", "--multiline", "finance/bank")
+	passCmd("", "generate", "--no-symbols", "social/forum", "24")
+
+	res, err := Pass(context.Background(), store, ExecGPG{Homedir: home})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Entries) != 2 || len(res.Skipped) != 0 {
+		t.Fatalf("entries %d, skipped %v", len(res.Entries), res.Skipped)
+	}
+	byTitle := map[string]item.Item{}
+	for _, e := range res.Entries {
+		byTitle[e.Item.Title] = e.Item
+	}
+	bank := byTitle["bank"]
+	if bank.Password != "s3cret-bank" || bank.Username != "alice" || len(bank.URLs) != 1 || bank.URLs[0] != "https://bank.example" || bank.Folder != "finance" {
+		t.Fatalf("bank = %+v", bank)
+	}
+	if forum := byTitle["forum"]; len(forum.Password) != 24 || forum.Folder != "social" {
+		t.Fatalf("forum = %+v", forum)
+	}
+}
