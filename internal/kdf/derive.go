@@ -89,8 +89,9 @@ func DeriveWith(password, secretKey []byte, p Params, s Salts, allowInsecure boo
 		a2 = argon2.IDKey(pw, s.Argon2[:], p.Argon2Time, p.Argon2Memory, p.Argon2Threads, argon2KeyLen)
 	})
 	// crypto/pbkdf2 takes the password as a string. unsafe.String lends it
-	// the normalised buffer without a copy, so the one copy is wiped below;
-	// the buffer is not modified until Key has returned.
+	// the normalised buffer without a copy; the buffer is not modified
+	// until Key has returned. Key itself converts it back to []byte for its
+	// HMAC, a copy this package cannot wipe (design §9.9).
 	pb, pbErr := pbkdf2.Key(sha512.New, unsafe.String(unsafe.SliceData(pw), len(pw)), s.PBKDF2[:], int(p.PBKDF2Iterations), pbkdf2KeyLen)
 	wg.Wait()
 	defer secret.Wipe(a2)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime/debug"
 	"slices"
 	"time"
 
@@ -90,10 +91,22 @@ func interrupted(ctx context.Context, err error) bool {
 // starts a new one, so no idle process is left behind.
 func (h *Handler) OnIdle() {
 	h.cancelAutoSync()
-	h.V.Lock()
+	h.lock()
 	if h.Stop != nil {
 		go h.Stop()
 	}
+}
+
+// lock wipes the keys, then returns the heap pages the garbage collector
+// finds wholly free to the kernel (which zeroes them before any reuse).
+// Go does not wipe freed objects: copies that the standard library's
+// hashes and ciphers made of a key (a SHA-512 block buffer in HKDF, an AES
+// key schedule) stay in freed memory until reused. This removes those on
+// pages that are now free; copies next to live objects remain (design
+// §9.9).
+func (h *Handler) lock() {
+	h.V.Lock()
+	debug.FreeOSMemory()
 }
 
 func (h *Handler) info(ctx context.Context) (*Info, error) { return h.infoWith(ctx, true) }
@@ -163,11 +176,11 @@ func (h *Handler) handle(ctx context.Context, req agent.Request, files []*os.Fil
 		return h.info(ctx)
 	case OpLock:
 		h.cancelAutoSync()
-		h.V.Lock()
+		h.lock()
 		return h.info(ctx)
 	case OpStop:
 		h.cancelAutoSync()
-		h.V.Lock()
+		h.lock()
 		if h.Stop != nil {
 			go h.Stop()
 		}
