@@ -1,0 +1,14 @@
+# Fuzzing campaign: every fuzz target in the module, one after another.
+#   make fuzz                      # FUZZTIME per target (default 10m)
+#   make fuzz FUZZTIME=30s FUZZ=kdbx
+FUZZTIME ?= 10m
+FUZZ ?=
+
+.PHONY: fuzz fuzz-seeds
+
+fuzz:
+	scripts/fuzz '$(FUZZTIME)' '$(FUZZ)'
+
+# Write the f.Add seeds of targets that have no committed corpus yet.
+fuzz-seeds:
+	scripts/fuzz-seeds
