@@ -12,3 +12,13 @@ fuzz:
 # Write the f.Add seeds of targets that have no committed corpus yet.
 fuzz-seeds:
 	scripts/fuzz-seeds
+
+# Crash tests (issue 7): SIGKILL during local writes, during sync and during
+# server writes, CRASHITER iterations each (default 100).
+#   make crash CRASHITER=5
+CRASHITER ?= 100
+
+.PHONY: crash
+
+crash:
+	scripts/crash '$(CRASHITER)'

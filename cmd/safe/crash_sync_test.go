@@ -2,9 +2,15 @@ package main
 
 // The server is killed (SIGKILL, no shutdown) at random moments while two
 // devices sync through it, again and again: no write a sync acknowledged
-// may be lost, and every device must end verified and identical. Real
-// processes on loopback, like the scripts: the `safe` on PATH is this test
-// binary (see TestMain).
+// may be lost, and every device must end verified and identical. Every
+// third round the client is killed instead: device B's agent (which runs
+// the sync) gets SIGKILL mid-sync while the server stays up; B must keep
+// every write it acknowledged locally, pass `safe verify` at once, and sync
+// later. Real processes on loopback, like the scripts: the `safe` on PATH
+// is this test binary (see TestMain).
+//
+// Rounds: 15 by default; SAFEHOLD_SYNC_CRASH_ITERATIONS=N for more
+// (scripts/crash).
 
 import (
 	"bytes"
@@ -17,22 +23,43 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
 
-// crashRounds is how many times the server is killed during syncs.
+// crashRounds is how many rounds of syncs-with-a-kill run by default.
 const crashRounds = 15
+
+// syncCrashIterationsEnv overrides crashRounds.
+const syncCrashIterationsEnv = "SAFEHOLD_SYNC_CRASH_ITERATIONS"
+
+// syncCrashRounds returns the number of rounds: crashRounds unless the
+// environment sets it.
+func syncCrashRounds(t *testing.T) int {
+	v := os.Getenv(syncCrashIterationsEnv)
+	if v == "" {
+		return crashRounds
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		t.Fatalf("%s=%q: want a positive number", syncCrashIterationsEnv, v)
+	}
+	return n
+}
 
 // crashCmdTimeout bounds every command the test runs.
 const crashCmdTimeout = 30 * time.Second
 
 func TestSyncServerCrash(t *testing.T) {
 	if testing.Short() {
-		t.Skip("kills and restarts a server 15 times (about 10 s)")
+		t.Skip("kills a server or an agent mid-sync 15 times (about 15 s)")
 	}
+	rounds := syncCrashRounds(t)
+	start := time.Now()
 	bin, err := exec.LookPath("safe")
 	if err != nil {
 		t.Fatalf("the test binary is not on PATH as safe: %v", err)
@@ -79,7 +106,8 @@ func TestSyncServerCrash(t *testing.T) {
 	// Each round both devices write (A also attaches a file every third
 	// round), then both sync while the server is killed after a random
 	// delay. A sync that exits 0 acknowledges everything its device wrote
-	// before it started.
+	// before it started. Every third round (from round 1) B's agent is
+	// killed instead of the server.
 	seedN := time.Now().UnixNano()
 	t.Logf("random seed %d", seedN)
 	rng := rand.New(rand.NewPCG(uint64(seedN), 0))
@@ -87,12 +115,21 @@ func TestSyncServerCrash(t *testing.T) {
 	acked := map[string]int{}        // home → how many of written are acknowledged
 	attached := map[string]bool{}    // titles with the attachment
 	outcomes := map[string]int{}     // "exit N" → count, for the log
-	for round := range crashRounds {
+	serverKills, clientKills, clientChecks, localAcks := 0, 0, 0, 0
+	serverMidSync, clientMidSync := 0, 0 // kills that a sync saw fail
+	clientEarly := 0                     // client kills before the sync reached the agent
+	clientResyncs := 0                   // syncs after a client kill, all of which must succeed
+	bSync := 200 * time.Millisecond      // how long B's last complete sync took
+	for round := range rounds {
+		killClient := round%3 == 1
 		for _, home := range []string{a, b} {
 			title := fmt.Sprintf("%s-%02d", filepath.Base(home), round)
 			h.must(home, "add", "login", "--title", title, "--username", "u"+title)
 			written[home] = append(written[home], title)
-			if home == a && round%3 == 0 {
+			// B attaches before the syncs its agent is killed in, so
+			// that its sync uploads chunks and lasts long enough to be
+			// hit.
+			if home == a && round%3 == 0 || home == b && killClient {
 				h.must(home, "attach", "add", title, blobFile)
 				attached[title] = true
 			}
@@ -102,32 +139,96 @@ func TestSyncServerCrash(t *testing.T) {
 			n    int // titles written before the sync started
 			code int
 			out  string
+			took time.Duration
 		}
 		results := make(chan result, 2)
+		bPID := make(chan int, 1)
 		for _, home := range []string{a, b} {
 			n := len(written[home])
+			var started func(int)
+			if home == b {
+				started = func(pid int) { bPID <- pid }
+			}
 			go func() {
-				code, out := h.run(home, "sync")
-				results <- result{home, n, code, out}
+				t0 := time.Now()
+				code, out := h.runStarted(home, started, "sync")
+				results <- result{home, n, code, out, time.Since(t0)}
 			}()
 		}
-		time.Sleep(time.Duration(rng.IntN(250)) * time.Millisecond)
-		h.stopServer(true)
+		// The server dies after a random delay. A client kill waits
+		// until B's `safe sync` has connected to its agent (the process
+		// start takes most of a short sync), then lands at a random
+		// point within half the time B's last complete sync took.
+		delay := time.Duration(rng.IntN(250)) * time.Millisecond
+		if killClient {
+			waitSocket(<-bPID, 5*time.Second)
+			delay = time.Duration(rng.Int64N(int64(bSync / 2)))
+		}
+		time.Sleep(delay)
+		if killClient {
+			pids := safePIDs(b, "agent", "--home")
+			for _, pid := range pids {
+				syscall.Kill(pid, syscall.SIGKILL)
+			}
+			for _, pid := range pids {
+				for alive(pid) {
+					time.Sleep(5 * time.Millisecond)
+				}
+			}
+			clientKills++
+		} else {
+			h.stopServer(true)
+			serverKills++
+		}
 		for range 2 {
 			r := <-results
 			outcomes[fmt.Sprintf("exit %d", r.code)]++
-			switch r.code {
-			case 0:
+			switch {
+			case r.code == 0:
 				acked[r.home] = max(acked[r.home], r.n)
-			case exitOffline:
+				if r.home == b {
+					bSync = r.took
+				}
+			case r.code == exitOffline && !killClient:
 				// The server died before or during the sync: the writes
 				// stay queued.
+				serverMidSync++
+			case killClient && r.home == b && r.code == exitLocked:
+				// B's agent died before the sync reached it.
+				clientEarly++
+			case killClient && r.home == b && r.code > 0:
+				// B's agent died under its sync: the sync failed, and
+				// B's writes stay local until a later sync.
+				clientMidSync++
 			default:
 				t.Fatalf("round %d: sync on %s exited %d (want 0, or 14 while the server is down):\n%s\nserver log:\n%s",
 					round, filepath.Base(r.home), r.code, r.out, h.serverTail())
 			}
 		}
-		h.startServer(h.addr)
+		if killClient {
+			// The killed device keeps every write it acknowledged
+			// locally (the adds exited 0), and its vault verifies. The
+			// agent held the keys: unlock again, as a user would.
+			h.must(b, "unlock", "--password-file", pw)
+			got := h.titles(b)
+			for _, title := range written[b] {
+				if !slices.Contains(got, title) {
+					t.Fatalf("round %d: %s was written on b (the add exited 0) but is gone after b's agent was killed mid-sync; b has %v", round, title, got)
+				}
+			}
+			localAcks += len(written[b])
+			if out := h.must(b, "verify"); !strings.Contains(out, "No problems found") {
+				t.Fatalf("round %d: verify on b after its agent was killed mid-sync: %s", round, out)
+			}
+			clientChecks++
+			// A later sync succeeds (the server is up) and sends what
+			// the killed one did not.
+			h.must(b, "sync")
+			acked[b] = len(written[b])
+			clientResyncs++
+		} else {
+			h.startServer(h.addr)
+		}
 	}
 	t.Logf("syncs during crashes: %v; acknowledged: A %d/%d, B %d/%d", outcomes,
 		acked[a], len(written[a]), acked[b], len(written[b]))
@@ -136,6 +237,7 @@ func TestSyncServerCrash(t *testing.T) {
 	// others send what is still queued.
 	h.must(c, login...)
 	titlesC := h.titles(c)
+	syncAcks := acked[a] + acked[b]
 	for _, home := range []string{a, b} {
 		for _, title := range written[home][:acked[home]] {
 			if !slices.Contains(titlesC, title) {
@@ -173,7 +275,31 @@ func TestSyncServerCrash(t *testing.T) {
 			t.Errorf("attachment of %s on c: %d bytes, err %v; want the %d bytes attached", title, len(got), err, len(blob))
 		}
 	}
+	t.Logf("summary: %d iterations, %d server SIGKILLs during sync (%d syncs failed by them), %d client (agent) SIGKILLs during sync (%d syncs failed by them, %d before the sync reached the agent; %d later syncs of the killed client succeeded); "+
+		"%d sync-acknowledged writes checked on a new device, %d locally acknowledged writes checked on the killed client, "+
+		"%d writes queued at the kills all landed after recovery (%d items on 3 devices), %d attachments compared; "+
+		"verify passed %d times (%d after client kills + 3 final); time %v",
+		rounds, serverKills, serverMidSync, clientKills, clientMidSync, clientEarly, clientResyncs, syncAcks, localAcks,
+		len(all)-syncAcks, len(all), len(attached), clientChecks+3, clientChecks, time.Since(start).Round(time.Millisecond))
 }
+
+// waitSocket waits until process pid has a socket open (for `safe sync`:
+// its connection to the agent), has exited, or limit has passed.
+func waitSocket(pid int, limit time.Duration) {
+	deadline := time.Now().Add(limit)
+	for pid > 0 && alive(pid) && time.Now().Before(deadline) {
+		fds, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+		for _, fd := range fds {
+			if l, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name())); err == nil && strings.HasPrefix(l, "socket:") {
+				return
+			}
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// exitLocked is the exit code of a command that finds no agent (cli.ExitLocked).
+const exitLocked = 6
 
 // exitOffline is the documented exit code of `safe sync` when the remote
 // is unreachable (cli.ExitOffline).
@@ -281,13 +407,29 @@ func (h *crashHarness) serverTail() string {
 // run runs safe for a home and returns its exit code and its combined
 // output.
 func (h *crashHarness) run(home string, args ...string) (int, string) {
+	return h.runStarted(home, nil, args...)
+}
+
+// runStarted is run that calls started (when not nil) with the process id
+// once the command has started.
+func (h *crashHarness) runStarted(home string, started func(pid int), args ...string) (int, string) {
 	ctx, cancel := context.WithTimeout(context.Background(), crashCmdTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, h.bin, args...)
 	cmd.Env = append(slices.Clip(h.env), "SAFE_HOME="+home)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
-	err := cmd.Run()
+	err := cmd.Start()
+	if started != nil {
+		pid := -1
+		if err == nil {
+			pid = cmd.Process.Pid
+		}
+		started(pid)
+	}
+	if err == nil {
+		err = cmd.Wait()
+	}
 	if ctx.Err() != nil {
 		return -1, fmt.Sprintf("timed out after %v\n%s", crashCmdTimeout, out.String())
 	}
