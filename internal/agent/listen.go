@@ -3,39 +3,36 @@ package agent
 import (
 	"errors"
 	"fmt"
-	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
 	"syscall"
-	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/safehold/safehold/internal/unixsock"
 )
 
 // MaxSocketPath is the longest socket path the kernel accepts
 // (sizeof(sun_path) - 1 for the terminating NUL).
-const MaxSocketPath = 107
+const MaxSocketPath = unixsock.MaxPath
 
 var (
 	// ErrAgentRunning means another agent already serves the socket path.
 	ErrAgentRunning = errors.New("agent: an agent is already running")
 	// ErrInsecureDir means the socket's directory is not a 0700 directory
 	// owned by the current user.
-	ErrInsecureDir = errors.New("agent: insecure socket directory")
+	ErrInsecureDir = unixsock.ErrInsecureDir
 	// ErrSocketPath means the socket path is unusable (too long, or an
 	// existing file that is not a socket).
-	ErrSocketPath = errors.New("agent: bad socket path")
+	ErrSocketPath = unixsock.ErrPath
 )
 
 // Listener is the agent's listening socket. It holds an exclusive lock on
 // path+".lock" for its lifetime, so at most one agent serves one path.
 type Listener struct {
-	ln   *net.UnixListener
-	path string
+	sock *unixsock.Listener
 	lock *os.File
-	dev  uint64
-	ino  uint64
 }
 
 // Listen creates the agent socket at path, in this order:
@@ -45,94 +42,42 @@ type Listener struct {
 //     with mode 0700 if it does not exist, refuse otherwise;
 //  2. take the exclusive lock path+".lock" (flock, non-blocking); if another
 //     process holds it, return ErrAgentRunning;
-//  3. if something exists at path: refuse unless it is a socket; if a
-//     connection to it succeeds, return ErrAgentRunning; else remove it as
-//     stale;
-//  4. create the socket, bind it with the process umask set to 0177 so the
-//     file is created with mode 0600, restore the umask, verify the mode and
-//     owner with lstat, and only then listen.
+//  3. create the socket with unixsock.Listen: a socket that answers at path
+//     is ErrAgentRunning, a stale one is removed, the new one is born 0600
+//     and checked before it listens.
 //
 // The umask is process-wide: Listen must be called before the agent starts
 // other goroutines that create files. The agent is its own process, so this
 // holds.
 func Listen(path string) (*Listener, error) {
-	if len(path) > MaxSocketPath {
-		return nil, fmt.Errorf("%w: %q is longer than %d bytes", ErrSocketPath, path, MaxSocketPath)
+	if err := unixsock.CheckPath(path); err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
 	}
-	if !filepath.IsAbs(path) {
-		return nil, fmt.Errorf("%w: %q is not absolute", ErrSocketPath, path)
-	}
-	if err := ensureDir(filepath.Dir(path)); err != nil {
-		return nil, err
+	if err := unixsock.EnsureDir(filepath.Dir(path)); err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
 	}
 	lock, err := tryLock(path + ".lock")
 	if err != nil {
 		return nil, err
 	}
-	l, err := listenLocked(path)
+	sock, err := unixsock.Listen(path)
 	if err != nil {
 		lock.Close()
-		return nil, err
-	}
-	l.lock = lock
-	return l, nil
-}
-
-func listenLocked(path string) (*Listener, error) {
-	if err := removeStale(path); err != nil {
-		return nil, err
-	}
-	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
-	if err != nil {
-		return nil, fmt.Errorf("agent: socket: %w", err)
-	}
-	ok := false
-	defer func() {
-		if !ok {
-			unix.Close(fd)
+		if errors.Is(err, unixsock.ErrInUse) {
+			return nil, fmt.Errorf("%w: %w", ErrAgentRunning, err)
 		}
-	}()
-	old := unix.Umask(0o177)
-	err = unix.Bind(fd, &unix.SockaddrUnix{Name: path})
-	unix.Umask(old)
-	if err != nil {
-		return nil, fmt.Errorf("agent: bind %q: %w", path, err)
+		return nil, fmt.Errorf("agent: %w", err)
 	}
-	var st unix.Stat_t
-	if err := unix.Lstat(path, &st); err != nil {
-		return nil, fmt.Errorf("agent: stat new socket: %w", err)
-	}
-	if st.Mode&unix.S_IFMT != unix.S_IFSOCK || st.Mode&0o7777 != 0o600 || int64(st.Uid) != int64(os.Getuid()) {
-		os.Remove(path)
-		return nil, fmt.Errorf("%w: new socket %q has mode %o uid %d, want 0600 and %d",
-			ErrSocketPath, path, st.Mode&0o7777, st.Uid, os.Getuid())
-	}
-	if err := unix.Listen(fd, 64); err != nil {
-		os.Remove(path)
-		return nil, fmt.Errorf("agent: listen: %w", err)
-	}
-	f := os.NewFile(uintptr(fd), path)
-	fl, err := net.FileListener(f) // dups the descriptor
-	f.Close()
-	ok = true // f owns fd now and has closed it
-	if err != nil {
-		os.Remove(path)
-		return nil, fmt.Errorf("agent: listener: %w", err)
-	}
-	return &Listener{ln: fl.(*net.UnixListener), path: path, dev: uint64(st.Dev), ino: uint64(st.Ino)}, nil
+	return &Listener{sock: sock, lock: lock}, nil
 }
 
 // Path returns the socket path.
-func (l *Listener) Path() string { return l.path }
+func (l *Listener) Path() string { return l.sock.Path() }
 
 // Close stops listening, removes the socket file if it is still the one this
 // listener created, and releases the lock.
 func (l *Listener) Close() error {
-	err := l.ln.Close()
-	var st unix.Stat_t
-	if unix.Lstat(l.path, &st) == nil && uint64(st.Dev) == l.dev && uint64(st.Ino) == l.ino {
-		os.Remove(l.path)
-	}
+	err := l.sock.Close()
 	if l.lock != nil {
 		l.lock.Close() // releases the flock
 		l.lock = nil
@@ -140,37 +85,7 @@ func (l *Listener) Close() error {
 	return err
 }
 
-func (l *Listener) accept() (*net.UnixConn, error) { return l.ln.AcceptUnix() }
-
-// ensureDir makes dir a 0700 directory owned by the current user, creating
-// it (and missing parents, also 0700) if needed, refusing if it exists with
-// any other mode or owner.
-func ensureDir(dir string) error {
-	fi, err := os.Lstat(dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return fmt.Errorf("agent: create socket directory: %w", err)
-		}
-		// The umask may have removed bits: set the mode exactly.
-		if err := os.Chmod(dir, 0o700); err != nil {
-			return fmt.Errorf("agent: chmod socket directory: %w", err)
-		}
-		fi, err = os.Lstat(dir)
-	}
-	if err != nil {
-		return fmt.Errorf("agent: socket directory: %w", err)
-	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	switch {
-	case !fi.IsDir():
-		return fmt.Errorf("%w: %q is not a directory", ErrInsecureDir, dir)
-	case !ok || int64(st.Uid) != int64(os.Getuid()):
-		return fmt.Errorf("%w: %q is not owned by uid %d", ErrInsecureDir, dir, os.Getuid())
-	case fi.Mode()&(fs.ModePerm|fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky) != 0o700:
-		return fmt.Errorf("%w: %q has mode %o, want 0700 (hint: chmod 700 %q)", ErrInsecureDir, dir, fi.Mode().Perm(), dir)
-	}
-	return nil
-}
+func (l *Listener) accept() (*net.UnixConn, error) { return l.sock.Accept() }
 
 // tryLock takes an exclusive flock on path without waiting.
 func tryLock(path string) (*os.File, error) {
@@ -194,30 +109,4 @@ func openLockFile(path string) (*os.File, error) {
 		return nil, fmt.Errorf("agent: open lock file: %w", err)
 	}
 	return f, nil
-}
-
-// removeStale removes a socket at path that nobody answers on.
-func removeStale(path string) error {
-	fi, err := os.Lstat(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("agent: stat %q: %w", path, err)
-	}
-	if fi.Mode().Type() != fs.ModeSocket {
-		return fmt.Errorf("%w: %q exists and is not a socket", ErrSocketPath, path)
-	}
-	c, err := net.DialTimeout("unix", path, time.Second)
-	if err == nil {
-		c.Close()
-		return fmt.Errorf("%w: something answers on %q", ErrAgentRunning, path)
-	}
-	if !errors.Is(err, syscall.ECONNREFUSED) {
-		return fmt.Errorf("agent: probe %q: %w", path, err)
-	}
-	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("agent: remove stale socket: %w", err)
-	}
-	return nil
 }

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/safehold/safehold/internal/unixsock"
 )
 
 // DefaultStartTimeout bounds how long Start waits for a new agent to answer.
@@ -64,8 +66,8 @@ func (l Launcher) Start(ctx context.Context, socketPath string, cmd *exec.Cmd) e
 	if err := probe(ctx, socketPath); !errors.Is(err, ErrNoAgent) {
 		return err
 	}
-	if err := ensureDir(filepath.Dir(socketPath)); err != nil {
-		return err
+	if err := unixsock.EnsureDir(filepath.Dir(socketPath)); err != nil {
+		return fmt.Errorf("agent: %w", err)
 	}
 	unlock, err := lockWait(ctx, socketPath+".start.lock")
 	if err != nil {

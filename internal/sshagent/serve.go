@@ -28,7 +28,7 @@ func Serve(ctx context.Context, l *Listener, a *Agent) error {
 		slots = make(chan struct{}, MaxConns)
 	)
 	stop := context.AfterFunc(ctx, func() {
-		l.ln.Close()
+		l.Close()
 		mu.Lock()
 		for c := range conns {
 			c.Close()
@@ -45,7 +45,7 @@ func Serve(ctx context.Context, l *Listener, a *Agent) error {
 		if ctx.Err() != nil {
 			break
 		}
-		c, aerr := l.ln.AcceptUnix()
+		c, aerr := l.Accept()
 		if aerr != nil {
 			<-slots
 			if ctx.Err() == nil && !errors.Is(aerr, net.ErrClosed) {
