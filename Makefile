@@ -1,8 +1,12 @@
 # Fuzzing campaign: every fuzz target in the module, one after another.
 #   make fuzz                      # FUZZTIME per target (default 10m)
 #   make fuzz FUZZTIME=30s FUZZ=kdbx
+#   make fuzz FUZZJOBS=8 FUZZFLAGS='-parallel 1'   # 8 targets at a time
 FUZZTIME ?= 10m
 FUZZ ?=
+FUZZJOBS ?= 1
+FUZZFLAGS ?=
+export FUZZJOBS FUZZFLAGS
 
 .PHONY: fuzz fuzz-seeds
 
