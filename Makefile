@@ -26,3 +26,14 @@ CRASHITER ?= 100
 
 crash:
 	scripts/crash '$(CRASHITER)'
+
+# Soak/load test (issue 7): SOAKCLIENTS clients for SOAKTIME against one
+# `safe serve` in its own process, on SQLite and then PostgreSQL.
+#   make soak SOAKTIME=1m SOAKCLIENTS=50
+SOAKTIME ?= 5m
+SOAKCLIENTS ?= 200
+
+.PHONY: soak
+
+soak:
+	scripts/soak '$(SOAKTIME)' '$(SOAKCLIENTS)'

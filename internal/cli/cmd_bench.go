@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -37,14 +38,26 @@ send sync requests on its own connection for --duration: pulls of its vault's
 log since its head, and --push percent pushes of one signed log entry. Reports
 requests per second, latency quantiles, errors by kind and, for an in-process
 server, CPU and memory before and after the run (the server and the load
-generator together: they share the process).`,
+generator together: they share the process).
+
+For a soak run, give a long --duration (up to 1h) and an --interval: the report
+then has a timeline, a row per interval with its throughput, p50/p99, errors and
+memory, so drift shows. To follow the memory of a server in its own process,
+start it with 'safe serve --info-file F', and pass its --server-pid
+(scripts/soak does this for SQLite and PostgreSQL).`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			if cfg.URL == "" && c.Flags().Changed("fingerprint") {
 				return failf(ExitUsage, "pass --url with --fingerprint, or neither to start a server here", "--fingerprint without --url")
 			}
 			if cfg.Duration > loadgen.MaxDuration {
-				return failf(ExitUsage, "the longest run is 5m", "--duration %s is too long", cfg.Duration)
+				return failf(ExitUsage, "the longest run is 1h", "--duration %s is too long", cfg.Duration)
+			}
+			if c.Flags().Changed("server-pid") && cfg.URL == "" {
+				return failf(ExitUsage, "start the server yourself and pass --url, --fingerprint and its --server-pid; an in-process server is measured without it", "--server-pid without --url")
+			}
+			if cfg.Interval != 0 && (cfg.Interval < time.Second || cfg.Interval > cfg.Duration) {
+				return failf(ExitUsage, "choose an --interval between 1s and the --duration", "--interval %s is out of range", cfg.Interval)
 			}
 			cfg.PushPct = pushPct
 			if pushPct == 0 {
@@ -100,7 +113,9 @@ generator together: they share the process).`,
 	}
 	f := sync.Flags()
 	f.IntVar(&cfg.Clients, "clients", loadgen.DefaultClients, fmt.Sprintf("concurrent clients, each with its own account (1..%d)", loadgen.MaxClients))
-	f.DurationVar(&cfg.Duration, "duration", loadgen.DefaultDuration, "measured time (at most 5m)")
+	f.DurationVar(&cfg.Duration, "duration", loadgen.DefaultDuration, "measured time (at most 1h)")
+	f.DurationVar(&cfg.Interval, "interval", 0, "report a timeline row every `D` (1s..duration; default: no timeline)")
+	f.IntVar(&cfg.ServerPID, "server-pid", 0, "follow the resident memory of the server process `PID` (with --url; Linux)")
 	f.IntVar(&pushPct, "push", loadgen.DefaultPushPct, "percent of requests that push one new log entry; the rest pull since the head")
 	f.IntVar(&cfg.Payload, "payload", loadgen.DefaultPayload, "bytes of each pushed entry's payload (a sealed item)")
 	f.IntVar(&cfg.Seed, "seed", loadgen.DefaultSeed, "log entries written to each client's vault before the run (0: none)")

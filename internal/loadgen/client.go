@@ -43,6 +43,7 @@ type client struct {
 
 	pull, push hist
 	errs       map[string]*ErrorCount
+	win        *window // the current interval of a soak run, or nil
 }
 
 func newClient(t *target, key *sign.PrivateKey) (*client, error) {
@@ -212,7 +213,9 @@ func (c *client) loop(ctx context.Context, stop <-chan struct{}, pushPct, payloa
 			}
 			start := time.Now()
 			head, err := c.rc.Push(ctx, c.vault, c.head, []api.Entry{p.entry})
-			c.push.record(time.Since(start))
+			took := time.Since(start)
+			c.push.record(took)
+			c.win.record(took)
 			switch {
 			case err != nil:
 				c.fail(err)
@@ -226,7 +229,9 @@ func (c *client) loop(ctx context.Context, stop <-chan struct{}, pushPct, payloa
 		}
 		start := time.Now()
 		page, err := c.rc.Pull(ctx, c.vault, c.head)
-		c.pull.record(time.Since(start))
+		took := time.Since(start)
+		c.pull.record(took)
+		c.win.record(took)
 		switch {
 		case err != nil:
 			c.fail(err)
@@ -237,6 +242,7 @@ func (c *client) loop(ctx context.Context, stop <-chan struct{}, pushPct, payloa
 }
 
 func (c *client) fail(err error) {
+	c.win.fail()
 	kind := errorKind(err)
 	ec := c.errs[kind]
 	if ec == nil {

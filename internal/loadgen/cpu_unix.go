@@ -24,14 +24,18 @@ func cpuTime() (cpuSample, bool) {
 	}, true
 }
 
-// rssMiB returns the resident set size from /proc (Linux), or 0.
-func rssMiB() float64 {
-	b, err := os.ReadFile("/proc/self/status")
+// rssMiB returns this process's resident set size from /proc (Linux), or 0.
+func rssMiB() float64 { return procMiB("self", "VmRSS:") }
+
+// procMiB returns a "kB" field of /proc/PID/status (Linux) in MiB, or 0 when
+// the process or the field is not there.
+func procMiB(pid, field string) float64 {
+	b, err := os.ReadFile("/proc/" + pid + "/status")
 	if err != nil {
 		return 0
 	}
 	for line := range strings.SplitSeq(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+		if v, ok := strings.CutPrefix(line, field); ok {
 			kib, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
 			if err != nil {
 				return 0

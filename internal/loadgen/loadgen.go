@@ -37,7 +37,7 @@ import (
 
 // Bounds of a run.
 const (
-	MaxDuration = 5 * time.Minute
+	MaxDuration = time.Hour
 	MaxClients  = 1000
 	MaxSeed     = 100_000
 	MaxPayload  = 1 << 20
@@ -70,6 +70,15 @@ type Config struct {
 	PushPct  int           // share of pushes in percent, 0..100 (-1: none; 0: DefaultPushPct)
 	Payload  int           // payload bytes of a pushed entry (0: DefaultPayload)
 	Seed     int           // entries in each vault before the run (-1: none; 0: DefaultSeed)
+
+	// Interval, if set, adds a timeline to the report: a row per
+	// Interval with its throughput, latency, errors and memory, so that
+	// a long (soak) run shows whether anything drifts.
+	Interval time.Duration
+	// ServerPID names the process of a server given by URL, on this
+	// machine, whose resident memory the report follows (Linux /proc).
+	// An in-process server is followed without it.
+	ServerPID int
 
 	// Progress receives a line per setup step (nil: none).
 	Progress io.Writer
@@ -115,31 +124,43 @@ func (c *Config) defaults() error {
 		return errors.New("a database or data directory applies only to an in-process server, not with a server address")
 	case c.URL != "" && c.Fingerprint == "":
 		return errors.New("a server address needs its certificate fingerprint")
+	case c.Interval < 0 || (c.Interval > 0 && c.Interval < time.Second) || c.Interval > c.Duration:
+		return fmt.Errorf("interval: %s is not in 1s..%s (the duration)", c.Interval, c.Duration)
+	case c.ServerPID != 0 && c.URL == "":
+		return errors.New("a server PID applies to a server given by address; an in-process server is measured without it")
+	case c.ServerPID < 0:
+		return fmt.Errorf("server PID: %d is not a process id", c.ServerPID)
+	case c.ServerPID > 0 && procMiB(fmt.Sprint(c.ServerPID), "VmRSS:") == 0:
+		return fmt.Errorf("server PID: no running process %d whose memory this machine can read (Linux /proc/PID/status)", c.ServerPID)
 	}
 	return nil
 }
 
 // Report is the outcome of a run. Durations are in milliseconds in JSON.
 type Report struct {
-	Server      string       `json:"server"` // "in-process, sqlite", "in-process, postgresql" or the URL
-	Clients     int          `json:"clients"`
-	PushPct     int          `json:"push_pct"`
-	Payload     int          `json:"payload_bytes"`
-	Seed        int          `json:"seed_entries"`
-	SetupS      float64      `json:"setup_s"`   // registration and seeding, not measured
-	ElapsedS    float64      `json:"elapsed_s"` // from the first request to the last answer
-	Requests    uint64       `json:"requests"`
-	PerSecond   float64      `json:"requests_per_s"`
-	Errors      uint64       `json:"errors"`
-	Latency     Latency      `json:"latency"`
-	Pull        Latency      `json:"pull"`
-	Push        Latency      `json:"push"`
-	ErrorKinds  []ErrorCount `json:"errors_by_kind"`
-	CPU         *CPU         `json:"cpu,omitempty"`
-	Memory      *Memory      `json:"memory,omitempty"`
-	GOMAXPROCS  int          `json:"gomaxprocs"`
-	InProcess   bool         `json:"in_process"`
-	MemoryNotes string       `json:"memory_note,omitempty"`
+	Server     string       `json:"server"` // "in-process, sqlite", "in-process, postgresql" or the URL
+	Clients    int          `json:"clients"`
+	PushPct    int          `json:"push_pct"`
+	Payload    int          `json:"payload_bytes"`
+	Seed       int          `json:"seed_entries"`
+	SetupS     float64      `json:"setup_s"`   // registration and seeding, not measured
+	ElapsedS   float64      `json:"elapsed_s"` // from the first request to the last answer
+	Requests   uint64       `json:"requests"`
+	PerSecond  float64      `json:"requests_per_s"`
+	Errors     uint64       `json:"errors"`
+	Latency    Latency      `json:"latency"`
+	Pull       Latency      `json:"pull"`
+	Push       Latency      `json:"push"`
+	ErrorKinds []ErrorCount `json:"errors_by_kind"`
+	CPU        *CPU         `json:"cpu,omitempty"`
+	Memory     *Memory      `json:"memory,omitempty"`
+	// ServerMemory follows a server in another process (Config.ServerPID).
+	ServerMemory *ServerMemory `json:"server_memory,omitempty"`
+	// Intervals is the timeline of a run with Config.Interval.
+	Intervals   []Interval `json:"intervals,omitempty"`
+	GOMAXPROCS  int        `json:"gomaxprocs"`
+	InProcess   bool       `json:"in_process"`
+	MemoryNotes string     `json:"memory_note,omitempty"`
 }
 
 // Latency summarises one kind of request, in milliseconds.
@@ -269,30 +290,50 @@ func run(ctx context.Context, cfg *Config, t *target, progress func(string, ...a
 	var allocatedBytes uint64
 	var rssBefore, rssAfter float64
 	var peak uint64
-	sampleDone := make(chan struct{})
-	stopSampling := make(chan struct{})
 	if t.inProcess {
 		runtime.GC()
 		runtime.ReadMemStats(&before)
 		rssBefore = rssMiB()
 		peak = before.HeapInuse
+	}
+	// The sampler follows the heap peak in process and the resident set of
+	// a server in another process, every 100 ms.
+	mem := newMemorySampler(t.inProcess, cfg.ServerPID)
+	var serverMem *ServerMemory
+	if cfg.ServerPID > 0 {
+		serverMem = &ServerMemory{PID: cfg.ServerPID, RSSBeforeMiB: procMiB(mem.pid, "VmRSS:")}
+		mem.peakRSS = serverMem.RSSBeforeMiB
+	}
+	var memMu sync.Mutex // mem is sampled by two goroutines
+	sampleDone := make(chan struct{})
+	stopSampling := make(chan struct{})
+	if mem != nil {
+		mem.peakHeap = peak
 		go func() {
 			defer close(sampleDone)
 			tick := time.NewTicker(100 * time.Millisecond)
 			defer tick.Stop()
-			var m runtime.MemStats
 			for {
 				select {
 				case <-stopSampling:
 					return
 				case <-tick.C:
-					runtime.ReadMemStats(&m)
-					peak = max(peak, m.HeapInuse)
+					memMu.Lock()
+					mem.sample(nil)
+					memMu.Unlock()
 				}
 			}
 		}()
 	} else {
 		close(sampleDone)
+	}
+
+	var win *window
+	if cfg.Interval > 0 {
+		win = newWindow()
+		for _, c := range clients {
+			c.win = win
+		}
 	}
 	goroutinesBefore := runtime.NumGoroutine()
 	if cfg.CPUProfile != nil {
@@ -308,11 +349,40 @@ func run(ctx context.Context, cfg *Config, t *target, progress func(string, ...a
 	for _, c := range clients {
 		wg.Go(func() { c.loop(ctx, stop, cfg.PushPct, cfg.Payload) })
 	}
+	// takeInterval closes the current interval at time end (since start).
+	var lastEnd time.Duration
+	takeInterval := func(end time.Duration) {
+		iv := win.take(end, end-lastEnd)
+		lastEnd = end
+		memMu.Lock()
+		mem.sample(&iv)
+		memMu.Unlock()
+		if serverMem != nil && len(rep.Intervals) == 0 {
+			serverMem.RSSWarmMiB = iv.ServerRSSMiB
+		}
+		rep.Intervals = append(rep.Intervals, iv)
+		progress("%6.0f s  %8.0f requests/s  p50 %6.2f ms  p99 %7.2f ms  %d errors", iv.EndS, iv.PerSecond, iv.P50, iv.P99, iv.Errors)
+	}
+	var ticks <-chan time.Time
+	if win != nil {
+		ticker := time.NewTicker(cfg.Interval)
+		defer ticker.Stop()
+		ticks = ticker.C
+	}
 	timer := time.NewTimer(cfg.Duration)
-	select {
-	case <-timer.C:
-	case <-ctx.Done():
-		timer.Stop()
+wait:
+	for {
+		select {
+		case <-ticks:
+			if d := time.Since(start); d < cfg.Duration {
+				takeInterval(d)
+			}
+		case <-timer.C:
+			break wait
+		case <-ctx.Done():
+			timer.Stop()
+			break wait
+		}
 	}
 	close(stop)
 	wg.Wait()
@@ -323,6 +393,23 @@ func run(ctx context.Context, cfg *Config, t *target, progress func(string, ...a
 	}
 	close(stopSampling)
 	<-sampleDone
+	if win != nil && elapsed-lastEnd >= 100*time.Millisecond {
+		takeInterval(elapsed)
+	}
+	if serverMem != nil {
+		serverMem.RSSAfterMiB = procMiB(mem.pid, "VmRSS:")
+		if serverMem.RSSWarmMiB == 0 {
+			serverMem.RSSWarmMiB = serverMem.RSSAfterMiB
+		}
+		serverMem.RSSPeakMiB = max(mem.peakRSS, serverMem.RSSAfterMiB)
+		serverMem.HWMMiB = procMiB(mem.pid, "VmHWM:")
+		serverMem.GrowthMiB = serverMem.RSSAfterMiB - serverMem.RSSBeforeMiB
+		serverMem.SteadyMiB = serverMem.RSSAfterMiB - serverMem.RSSWarmMiB
+		rep.ServerMemory = serverMem
+	}
+	if mem != nil {
+		peak = max(peak, mem.peakHeap)
+	}
 
 	if t.inProcess {
 		runtime.ReadMemStats(&after)

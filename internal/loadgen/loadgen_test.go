@@ -83,6 +83,12 @@ func TestConfigBounds(t *testing.T) {
 		{Seed: MaxSeed + 1},
 		{URL: "https://127.0.0.1:1"},
 		{URL: "https://127.0.0.1:1", Fingerprint: "x", DB: "postgres://h/db"},
+		{Duration: 2 * time.Second, Interval: 3 * time.Second},
+		{Duration: 2 * time.Second, Interval: time.Millisecond},
+		{Interval: -time.Second},
+		{ServerPID: os.Getpid()}, // a PID needs a server given by URL
+		{URL: "https://127.0.0.1:1", Fingerprint: strings.Repeat("ab", 32), ServerPID: -1},
+		{URL: "https://127.0.0.1:1", Fingerprint: strings.Repeat("ab", 32), ServerPID: 1 << 30}, // no such process
 	} {
 		if _, err := Run(t.Context(), c); err == nil {
 			t.Errorf("Run(%+v) succeeded, want a refusal", c)
@@ -127,6 +133,50 @@ func TestRunInProcessSQLite(t *testing.T) {
 	}
 }
 
+// checkTimeline verifies a run's intervals: one row per interval, in order,
+// accounting for every request and error of the run.
+func checkTimeline(t *testing.T, rep *Report, inProcess bool) {
+	t.Helper()
+	if n := len(rep.Intervals); n < 2 || n > int(rep.ElapsedS)+1 {
+		t.Fatalf("%d intervals in a %.1f s run with 1 s intervals", n, rep.ElapsedS)
+	}
+	var requests, errs uint64
+	last := 0.0
+	for i, iv := range rep.Intervals {
+		if iv.EndS <= last || iv.EndS > rep.ElapsedS+0.001 {
+			t.Errorf("interval %d ends at %.3f s, after %.3f s, in a %.3f s run", i, iv.EndS, last, rep.ElapsedS)
+		}
+		last = iv.EndS
+		if iv.Requests == 0 || iv.PerSecond <= 0 || !(iv.P50 > 0 && iv.P50 <= iv.P99 && iv.P99 <= iv.Max) {
+			t.Errorf("interval %d: %+v", i, iv)
+		}
+		if iv.ServerRSSMiB <= 0 || (iv.HeapInuseMiB > 0) != inProcess {
+			t.Errorf("interval %d memory: %+v (in process %v)", i, iv, inProcess)
+		}
+		requests += iv.Requests
+		errs += iv.Errors
+	}
+	if requests != rep.Requests || errs != rep.Errors {
+		t.Errorf("the intervals hold %d requests and %d errors, the run %d and %d", requests, errs, rep.Requests, rep.Errors)
+	}
+	var b strings.Builder
+	if err := rep.WriteText(&b); err != nil || !strings.Contains(b.String(), "timeline:") {
+		t.Errorf("WriteText: %v\n%s", err, b.String())
+	}
+}
+
+func TestRunTimelineInProcess(t *testing.T) {
+	rep, err := Run(t.Context(), Config{DataDir: t.TempDir(), Clients: 3, Duration: 3 * time.Second, Interval: time.Second, Seed: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	check(t, rep, true)
+	checkTimeline(t, rep, true)
+	if rep.ServerMemory != nil {
+		t.Errorf("server memory for an in-process server: %+v", rep.ServerMemory)
+	}
+}
+
 func TestRunExternal(t *testing.T) {
 	cfg := Config{DataDir: t.TempDir()}
 	srv, err := startServer(t.Context(), &cfg)
@@ -146,6 +196,24 @@ func TestRunExternal(t *testing.T) {
 	if rep.Server != srv.url || rep.Seed != 0 {
 		t.Errorf("report header: %+v", rep)
 	}
+	if rep.ServerMemory != nil || rep.Intervals != nil {
+		t.Errorf("server memory or a timeline without asking: %+v %+v", rep.ServerMemory, rep.Intervals)
+	}
+
+	// With its PID, the server's resident memory is followed: here the
+	// server shares the test's process, so its RSS is the test's.
+	rep, err = Run(t.Context(), Config{URL: srv.url, Fingerprint: srv.fingerprint, Clients: 2, Duration: 2 * time.Second, Interval: time.Second, Seed: -1, ServerPID: os.Getpid()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	check(t, rep, false)
+	checkTimeline(t, rep, false)
+	m := rep.ServerMemory
+	if m == nil || m.PID != os.Getpid() || m.RSSBeforeMiB <= 0 || m.RSSWarmMiB <= 0 || m.RSSAfterMiB <= 0 ||
+		m.RSSPeakMiB < m.RSSAfterMiB || m.HWMMiB < m.RSSPeakMiB || m.GrowthMiB != m.RSSAfterMiB-m.RSSBeforeMiB {
+		t.Errorf("server memory: %+v", m)
+	}
+
 	// A wrong fingerprint fails at setup, before any load.
 	_, err = Run(t.Context(), Config{URL: srv.url, Fingerprint: strings.Repeat("00", 32), Clients: 1, Duration: time.Second})
 	if err == nil || !strings.Contains(err.Error(), "certificate") {

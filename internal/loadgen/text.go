@@ -43,5 +43,28 @@ func (r *Report) WriteText(w io.Writer) error {
 			m.RSSBeforeMiB, m.RSSAfterMiB, m.SysBeforeMiB, m.SysAfterMiB, m.AllocPerRequestKiB, m.GCs, m.GoroutinesBefore, m.GoroutinesAfter)
 		fmt.Fprintf(w, "            (%s)\n", r.MemoryNotes)
 	}
+	if m := r.ServerMemory; m != nil {
+		fmt.Fprintf(w, "server:     process %d, resident %.1f MiB before, %.1f MiB after the first interval, %.1f MiB after (growth %+.1f MiB; %+.1f MiB after warm-up), peak %.1f MiB, high-water mark %.1f MiB\n",
+			m.PID, m.RSSBeforeMiB, m.RSSWarmMiB, m.RSSAfterMiB, m.GrowthMiB, m.SteadyMiB, m.RSSPeakMiB, m.HWMMiB)
+	}
+	if len(r.Intervals) > 0 {
+		fmt.Fprintf(w, "\ntimeline:\n")
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintf(tw, "end s\trequests\trequests/s\tp50 ms\tp99 ms\tmax ms\terrors\theap MiB\tserver RSS MiB\t\n")
+		for _, iv := range r.Intervals {
+			heap := "-"
+			if iv.HeapInuseMiB > 0 {
+				heap = fmt.Sprintf("%.1f", iv.HeapInuseMiB)
+			}
+			rss := "-"
+			if iv.ServerRSSMiB > 0 {
+				rss = fmt.Sprintf("%.1f", iv.ServerRSSMiB)
+			}
+			fmt.Fprintf(tw, "%.0f\t%d\t%.0f\t%.2f\t%.2f\t%.2f\t%d\t%s\t%s\t\n", iv.EndS, iv.Requests, iv.PerSecond, iv.P50, iv.P99, iv.Max, iv.Errors, heap, rss)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
 	return nil
 }
