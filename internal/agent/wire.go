@@ -279,12 +279,19 @@ func decodeStrict(b []byte, v any) error {
 	return nil
 }
 
-// compactValue reports whether a JSON value has no white space between
-// tokens (a cheap scan, no allocation).
+// compactValue reports whether a JSON value is written as json.Marshal
+// writes a json.RawMessage: no white space between tokens, and none of the
+// characters it escapes (<, > and &, and U+2028 and U+2029, whose UTF-8
+// begins E2 80 A8 and E2 80 A9), so that a decoded response re-encodes to
+// the same bytes (a cheap scan, no allocation).
 func compactValue(b []byte) bool {
 	inString, escaped := false, false
-	for _, c := range b {
+	for i, c := range b {
 		switch {
+		case c == '<' || c == '>' || c == '&':
+			return false
+		case c == 0xe2 && i+2 < len(b) && b[i+1] == 0x80 && (b[i+2] == 0xa8 || b[i+2] == 0xa9):
+			return false
 		case escaped:
 			escaped = false
 		case inString && c == '\\':

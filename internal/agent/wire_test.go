@@ -264,3 +264,23 @@ func FuzzReadFrame(f *testing.F) {
 		}
 	})
 }
+
+// A result holding a character json.Marshal escapes is not in canonical
+// form: accepting it broke the one-encoding rule (found by FuzzReadFrame,
+// input ccb741a063935717).
+func TestDecodeResponseRefusesUnescapedHTMLCharacters(t *testing.T) {
+	for _, result := range []string{`{"a&b":1}`, `"<"`, `">"`, "\"\u2028\"", "\"\u2029\""} {
+		payload := `{"id":1,"result":` + result + `}`
+		if _, err := DecodeResponse([]byte(payload)); !errors.Is(err, ErrEncoding) {
+			t.Errorf("DecodeResponse(%q) = %v, want ErrEncoding", payload, err)
+		}
+		// What EncodeResponse writes for the same value is accepted.
+		enc, err := EncodeResponse(Response{ID: 1, Result: json.RawMessage(result)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := DecodeResponse(enc); err != nil {
+			t.Errorf("DecodeResponse(%q), the encoding of %q: %v", enc, result, err)
+		}
+	}
+}
