@@ -2,6 +2,8 @@
 #   make fuzz                      # FUZZTIME per target (default 10m)
 #   make fuzz FUZZTIME=30s FUZZ=kdbx
 #   make fuzz FUZZJOBS=8 FUZZFLAGS='-parallel 1'   # 8 targets at a time
+# make expands $ in FUZZ: write $$ for a regex anchor (FUZZ='FuzzOpen$$'), or
+# call scripts/fuzz directly.
 FUZZTIME ?= 10m
 FUZZ ?=
 FUZZJOBS ?= 1
