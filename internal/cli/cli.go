@@ -5,6 +5,7 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -265,30 +266,71 @@ func (a *app) report(err error) int {
 		if a.insecure {
 			out["warning"] = insecureText
 		}
-		enc := json.NewEncoder(a.env.Stderr)
-		enc.SetIndent("", "  ")
-		enc.Encode(out)
+		writeJSON(a.env.Stderr, out, true)
 		return code
 	}
+	// The message and the hint may quote a server, an item title, a name
+	// another member chose.
 	fmt.Fprintf(a.env.Stderr, "error: %s\n", textsafe.CleanLines(err.Error()))
 	if hint != "" {
-		fmt.Fprintf(a.env.Stderr, "hint: %s\n", hint)
+		fmt.Fprintf(a.env.Stderr, "hint: %s\n", textsafe.CleanLines(hint))
 	}
 	return code
 }
 
 // printJSON writes v as indented JSON on stdout.
-func (a *app) printJSON(v any) error {
-	enc := json.NewEncoder(a.env.Stdout)
+func (a *app) printJSON(v any) error { return writeJSON(a.env.Stdout, v, false) }
+
+// writeJSON writes v as indented JSON in one write. Strings keep their exact
+// values; the characters a terminal acts on that encoding/json leaves raw
+// (C1 controls, DEL, bidirectional overrides) are \u-escaped too
+// (textsafe.EscapeJSON), so JSON shown on a terminal is as inert as the
+// human output.
+func writeJSON(w io.Writer, v any, escapeHTML bool) error {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
 	enc.SetIndent("", "  ")
-	enc.SetEscapeHTML(false)
-	return enc.Encode(v)
+	enc.SetEscapeHTML(escapeHTML)
+	if err := enc.Encode(v); err != nil {
+		return err
+	}
+	_, err := w.Write(textsafe.EscapeJSON(buf.Bytes()))
+	return err
 }
 
-func (a *app) printf(format string, args ...any) { fmt.Fprintf(a.env.Stdout, format, args...) }
+// printf prints a message for people on stdout. Everything it prints is
+// cleaned (textsafe.CleanLines): a name or title formatted into it cannot
+// act on the terminal. Values that programs read (a password, a filled
+// template) go through writeValue instead.
+func (a *app) printf(format string, args ...any) {
+	io.WriteString(a.env.Stdout, textsafe.CleanLines(fmt.Sprintf(format, args...)))
+}
 
+// eprintf is printf on standard error.
+func (a *app) eprintf(format string, args ...any) {
+	io.WriteString(a.env.Stderr, textsafe.CleanLines(fmt.Sprintf(format, args...)))
+}
+
+// warnf prints a "warning:" line on standard error, cleaned like printf's.
 func (a *app) warnf(format string, args ...any) {
-	fmt.Fprintf(a.env.Stderr, "warning: "+format+"\n", args...)
+	a.eprintf("warning: "+format+"\n", args...)
+}
+
+// writeValue writes a value that programs read (a field's value, a filled
+// template, a public key, a configuration file) byte for byte. On a
+// terminal it is shown to a person instead, and a value another member of
+// a shared vault wrote must not act on the terminal: it is cleaned like
+// any other text (textsafe.CleanLines), with a warning when that changed
+// it. Redirected to a file or a pipe it stays exact.
+func (a *app) writeValue(v []byte) error {
+	if a.stdoutIsTerminal() {
+		if c := textsafe.CleanLines(string(v)); c != string(v) {
+			a.warnf("the value holds control characters or terminal escape sequences, left out on this terminal; redirect the output to a file or a pipe to get it byte for byte")
+			v = []byte(c)
+		}
+	}
+	_, err := a.env.Stdout.Write(v)
+	return err
 }
 
 // insecureWarning is printed by every command on a vault made with the
@@ -311,5 +353,12 @@ const insecureText = "WARNING: this vault uses the INSECURE TEST KDF profile (SA
 // stdinIsTerminal says whether prompts are possible.
 func (a *app) stdinIsTerminal() bool {
 	f, ok := a.env.Stdin.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// stdoutIsTerminal says whether standard output is shown to a person as it
+// is written.
+func (a *app) stdoutIsTerminal() bool {
+	f, ok := a.env.Stdout.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
 }

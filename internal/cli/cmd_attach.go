@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 
 	"github.com/safehold/safehold/internal/textsafe"
 )
@@ -72,6 +73,13 @@ func (a *app) attachCommand() *cobra.Command {
 				return err
 			}
 			dst := osFile(a.env.Stdout, os.Stdout)
+			if out == "" && term.IsTerminal(int(dst.Fd())) {
+				// A file's bytes are not cleaned on their way (an
+				// attachment is any file, of any size): one that another
+				// member attached must not act on the terminal.
+				return failf(ExitUsage, "pass --out FILE, or pipe the output (`| less`)",
+					"an attachment is not written to a terminal")
+			}
 			tmp := ""
 			if out != "" {
 				// Write beside the target and rename, so a failed read

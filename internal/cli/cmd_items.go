@@ -393,8 +393,7 @@ With --field, print one field's bare value.`,
 				if a.jsonOut {
 					return a.printJSON(map[string]any{"id": it.ID, "field": field, "value": v})
 				}
-				a.printf("%s\n", v)
-				return nil
+				return a.writeValue([]byte(v + "\n"))
 			}
 			if !reveal {
 				it = it.Masked()

@@ -219,7 +219,7 @@ you type only the account password, which is checked against them.`,
 			if a.jsonOut {
 				return a.printJSON(map[string]any{"device": joined.Device, "remote": joined.Target.URL, "email": joined.Target.Email, "pulled": res.Pulled})
 			}
-			a.printf("This device (%s) joined %s on %s: %d entries received.\n", joined.Device, joined.Target.Email, joined.Target.URL, res.Pulled)
+			a.printf("This device (%s) joined %s on %s: %d entries received.\n", joined.Device, textsafe.Clean(joined.Target.Email), textsafe.Clean(joined.Target.URL), res.Pulled)
 			return nil
 		},
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/safehold/safehold/internal/remote/folder"
 	"github.com/safehold/safehold/internal/service"
 	"github.com/safehold/safehold/internal/sign"
+	"github.com/safehold/safehold/internal/textsafe"
 	"github.com/safehold/safehold/internal/vault"
 )
 
@@ -97,15 +98,15 @@ docs/design.md §16). A vault that syncs with a server cannot serve peers.`,
 						who = "an unknown device"
 					}
 					if s.Err != nil && !errors.Is(s.Err, context.Canceled) {
-						fmt.Fprintf(a.env.Stderr, "%s peer %s (%s): refused or failed: %v\n", time.Now().Format(time.TimeOnly), who, s.Remote, s.Err)
+						a.eprintf("%s peer %s (%s): refused or failed: %s\n", time.Now().Format(time.TimeOnly), textsafe.Clean(who), textsafe.Clean(s.Remote), textsafe.Clean(s.Err.Error()))
 						return
 					}
 					// Take in what the peer sent.
 					if _, err := callAgent[vault.SyncResult](a, service.OpSync, nil); err != nil {
-						fmt.Fprintf(a.env.Stderr, "%s synced with %s, but this device's own sync failed: %v\n", time.Now().Format(time.TimeOnly), who, err)
+						a.eprintf("%s synced with %s, but this device's own sync failed: %s\n", time.Now().Format(time.TimeOnly), textsafe.Clean(who), textsafe.Clean(err.Error()))
 						return
 					}
-					fmt.Fprintf(a.env.Stderr, "%s synced with device %s (%s)\n", time.Now().Format(time.TimeOnly), who, s.Remote)
+					a.eprintf("%s synced with device %s (%s)\n", time.Now().Format(time.TimeOnly), textsafe.Clean(who), textsafe.Clean(s.Remote))
 				})
 		},
 	}

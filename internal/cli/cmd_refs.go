@@ -229,8 +229,7 @@ The value is printed followed by a newline (none with --no-newline).`,
 			if !noNewline {
 				v += "\n"
 			}
-			_, err = io.WriteString(a.env.Stdout, v)
-			return err
+			return a.writeValue([]byte(v))
 		},
 	}
 	c.Flags().BoolVarP(&noNewline, "no-newline", "n", false, "print the value without a newline after it")
@@ -536,8 +535,7 @@ Without -o (or with -o -) the result goes to standard output.`,
 				}
 			}
 			if !toFile {
-				_, err := a.env.Stdout.Write(result)
-				return err
+				return a.writeValue(result)
 			}
 			if err := writePrivate(out, result, force); err != nil {
 				return err

@@ -213,7 +213,7 @@ func (a *app) adminCommand() *cobra.Command {
 				if u.Disabled {
 					state = "disabled"
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\n", u.Account, textsafe.CleanLines(u.Email), state, yesNo(u.TOTP), u.Usage.Devices, u.Usage.Entries, u.Usage.Bytes)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\n", u.Account, textsafe.Clean(u.Email), state, yesNo(u.TOTP), u.Usage.Devices, u.Usage.Entries, u.Usage.Bytes)
 			}
 			return tw.Flush()
 		}),
@@ -232,7 +232,7 @@ func (a *app) adminCommand() *cobra.Command {
 					return err
 				}
 				if !a.jsonOut {
-					a.printf("Account %s (%s) is now %s.\n", acct.ID, textsafe.CleanLines(acct.Email), map[bool]string{true: "disabled", false: "enabled"}[disabled])
+					a.printf("Account %s (%s) is now %s.\n", acct.ID, textsafe.Clean(acct.Email), map[bool]string{true: "disabled", false: "enabled"}[disabled])
 				}
 				return nil
 			}),
@@ -249,7 +249,7 @@ func (a *app) adminCommand() *cobra.Command {
 				return adminNotFound(err)
 			}
 			if !yes {
-				return failf(ExitUsage, "pass --yes to confirm", "deleting %s (%s) removes all its data", acct.ID, textsafe.CleanLines(acct.Email))
+				return failf(ExitUsage, "pass --yes to confirm", "deleting %s (%s) removes all its data", acct.ID, textsafe.Clean(acct.Email))
 			}
 			if err := server.DeleteAccount(ctx, st, acct.ID); err != nil {
 				return err
@@ -277,7 +277,7 @@ func (a *app) adminCommand() *cobra.Command {
 			if a.jsonOut {
 				return a.printJSON(u)
 			}
-			a.printf("account:  %s (%s)\nvaults:   %d\nentries:  %d\nbytes:    %d\ndevices:  %d\n", acct.ID, textsafe.CleanLines(acct.Email), u.Vaults, u.Entries, u.Bytes, u.Devices)
+			a.printf("account:  %s (%s)\nvaults:   %d\nentries:  %d\nbytes:    %d\ndevices:  %d\n", acct.ID, textsafe.Clean(acct.Email), u.Vaults, u.Entries, u.Bytes, u.Devices)
 			return nil
 		}),
 	}

@@ -137,7 +137,7 @@ func (a *app) loginsCommand() *cobra.Command {
 				if !l.OK {
 					result = "refused: " + l.Reason
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", time.Unix(l.Time, 0).Local().Format(time.DateTime), textsafe.CleanLines(l.Device), textsafe.CleanLines(l.Address), textsafe.CleanLines(result))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", time.Unix(l.Time, 0).Local().Format(time.DateTime), textsafe.Clean(l.Device), textsafe.Clean(l.Address), textsafe.Clean(result))
 			}
 			return tw.Flush()
 		},
@@ -430,12 +430,12 @@ func (a *app) accountStatusCommand() *cobra.Command {
 				return a.printJSON(st)
 			}
 			r := st.Remote
-			a.printf("remote:       %s (%s) %s\n", r.Name, r.Kind, r.URL)
+			a.printf("remote:       %s (%s) %s\n", textsafe.Clean(r.Name), textsafe.Clean(string(r.Kind)), textsafe.Clean(r.URL))
 			if r.Fingerprint != "" {
 				a.printf("fingerprint:  %s\n", r.Fingerprint)
 			}
-			a.printf("account:      %s\n", r.Email)
-			a.printf("device:       %s\n", st.Device)
+			a.printf("account:      %s\n", textsafe.Clean(r.Email))
+			a.printf("device:       %s\n", textsafe.Clean(st.Device))
 			if st.Identity != "" {
 				a.printf("identity:     %s\n", st.Identity)
 			}
@@ -446,7 +446,7 @@ func (a *app) accountStatusCommand() *cobra.Command {
 				a.printf("last sync:    %s\n", st.LastSync.Local().Format(time.DateTime))
 			}
 			if st.LastError != "" {
-				a.printf("last error:   %s\n", textsafe.CleanLines(st.LastError))
+				a.printf("last error:   %s\n", textsafe.Clean(st.LastError))
 			}
 			return nil
 		},
@@ -583,7 +583,7 @@ func (a *app) remoteCommand() *cobra.Command {
 			tw := tabwriter.NewWriter(a.env.Stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintf(tw, "NAME\tKIND\tURL\tACCOUNT\tPENDING\n")
 			r := st.Remote
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\n", r.Name, r.Kind, r.URL, r.Email, r.Pending)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\n", textsafe.Clean(r.Name), textsafe.Clean(string(r.Kind)), textsafe.Clean(r.URL), textsafe.Clean(r.Email), r.Pending)
 			return tw.Flush()
 		},
 	}
@@ -643,7 +643,7 @@ func (a *app) deviceCommand() *cobra.Command {
 				if d.Current {
 					state += " (this device)"
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", d.ID, textsafe.CleanLines(d.Platform), time.Unix(d.LastSeen, 0).Local().Format(time.DateTime), state)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", textsafe.Clean(d.ID), textsafe.Clean(d.Platform), time.Unix(d.LastSeen, 0).Local().Format(time.DateTime), state)
 			}
 			return tw.Flush()
 		},
@@ -766,12 +766,12 @@ func (a *app) conflictsCommand() *cobra.Command {
 				return nil
 			}
 			for _, ci := range list {
-				a.printf("%s  %s\n", ci.ID, textsafe.CleanLines(ci.Title))
+				a.printf("%s  %s\n", ci.ID, textsafe.Clean(ci.Title))
 				for _, cf := range ci.Conflicts {
 					if reveal {
-						a.printf("    %s: kept other value %q (%s)\n", cf.Field, cf.Value, cf.Seen.Local().Format(time.DateTime))
+						a.printf("    %s: kept other value %q (%s)\n", textsafe.Clean(cf.Field), cf.Value, cf.Seen.Local().Format(time.DateTime))
 					} else {
-						a.printf("    %s: another value was kept (%s)\n", cf.Field, cf.Seen.Local().Format(time.DateTime))
+						a.printf("    %s: another value was kept (%s)\n", textsafe.Clean(cf.Field), cf.Seen.Local().Format(time.DateTime))
 					}
 				}
 			}
@@ -792,7 +792,7 @@ func (a *app) conflictsCommand() *cobra.Command {
 			defer sc.C.Close()
 			if len(it.Conflicts) == 0 {
 				if !a.jsonOut {
-					a.printf("%s has no conflicts.\n", textsafe.CleanLines(it.Title))
+					a.printf("%s has no conflicts.\n", textsafe.Clean(it.Title))
 				}
 				return nil
 			}
@@ -801,7 +801,7 @@ func (a *app) conflictsCommand() *cobra.Command {
 				return err
 			}
 			if !a.jsonOut {
-				a.printf("Cleared the conflicts of %s.\n", textsafe.CleanLines(it.Title))
+				a.printf("Cleared the conflicts of %s.\n", textsafe.Clean(it.Title))
 			}
 			return nil
 		},

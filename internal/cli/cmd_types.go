@@ -270,8 +270,7 @@ func (a *app) vpnCommand() *cobra.Command {
 // writeVPNConf prints a VPN configuration, or writes it 0600 to out.
 func (a *app) writeVPNConf(out string, conf []byte) error {
 	if out == "" {
-		_, err := a.env.Stdout.Write(conf)
-		return err
+		return a.writeValue(conf)
 	}
 	if err := writeFileAtomic(out, conf); err != nil {
 		return err
@@ -328,8 +327,7 @@ func (a *app) sshCommand() *cobra.Command {
 			if it.SSH == nil || it.SSH.PublicKey == "" {
 				return failf(ExitNotFound, "add one with `safe add ssh --generate`", "%q has no SSH key", it.Title)
 			}
-			a.printf("%s\n", it.SSH.PublicKey)
-			return nil
+			return a.writeValue([]byte(it.SSH.PublicKey + "\n"))
 		},
 	}
 	a.vaultFlag(pub)

@@ -140,7 +140,7 @@ The format is found from the content (a [Interface] section is WireGuard);
 			}
 			a.printf("Added vpn %q (%s): %s.\n", textsafe.Clean(got.Title), got.ID, summary)
 			if note != "" {
-				fmt.Fprintf(a.env.Stderr, "note: %s\n", note)
+				a.eprintf("note: %s\n", textsafe.Clean(note))
 			}
 			return nil
 		},

@@ -313,7 +313,7 @@ func (a *app) editForm(it item.Item) (item.Item, error) {
 		if !a.stdinIsTerminal() {
 			return it, perr
 		}
-		fmt.Fprintf(a.env.Stderr, "error: %v\nPress Enter to edit again (or empty the file to cancel).", perr)
+		a.eprintf("error: %v\nPress Enter to edit again (or empty the file to cancel).", perr)
 		bufio.NewReader(a.env.Stdin).ReadString('\n')
 		content = append([]byte("# ERROR: "+strings.ReplaceAll(perr.Error(), "\n", " ")+"\n"), edited...)
 	}

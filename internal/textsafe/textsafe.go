@@ -195,3 +195,38 @@ func skipEscape(s string, i int) int {
 	}
 	return j
 }
+
+// EscapeJSON returns the JSON text b (as encoding/json writes it) with each
+// character that encoding/json leaves as it is but Clean would remove (DEL,
+// the C1 controls U+0080–U+009F, and the bidirectional and line-breaking
+// format characters) written as a \uXXXX escape instead: the same JSON
+// value, safe to show on a terminal. encoding/json already escapes the C0
+// controls, U+2028 and U+2029, and writes invalid UTF-8 as U+FFFD. Outside
+// strings JSON text is ASCII without controls, so every rune replaced is
+// inside a string, where the escape means the same character.
+func EscapeJSON(b []byte) []byte {
+	var out []byte
+	last := 0
+	for i := 0; i < len(b); {
+		if b[i] < 0x7f {
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRune(b[i:])
+		if r == 0x7f || (r >= 0x80 && r <= 0x9f) || invisible(r) {
+			if out == nil {
+				out = make([]byte, 0, len(b)+16)
+			}
+			out = append(out, b[last:i]...)
+			out = append(out, '\\', 'u', hexDigit[r>>12&0xf], hexDigit[r>>8&0xf], hexDigit[r>>4&0xf], hexDigit[r&0xf])
+			last = i + size
+		}
+		i += size
+	}
+	if out == nil {
+		return b
+	}
+	return append(out, b[last:]...)
+}
+
+const hexDigit = "0123456789abcdef"

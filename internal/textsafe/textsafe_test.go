@@ -1,6 +1,8 @@
 package textsafe
 
 import (
+	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -94,6 +96,42 @@ func TestPrintable(t *testing.T) {
 		if got := Printable(tc.in); got != tc.want {
 			t.Errorf("Printable(%q) = %v, want %v", tc.in, got, tc.want)
 		}
+	}
+}
+
+// TestEscapeJSON: what encoding/json leaves raw and Clean would remove is
+// escaped, everything else is kept byte for byte, and the JSON still
+// decodes to the same value.
+func TestEscapeJSON(t *testing.T) {
+	evil := "a\x1b[2J\x1b]52;c;Y3Vy\x07\u009b31m\u0085\x7f\u202eevil\u202c\u2066x\u2069\u200f\u061c\u2028\r\b ünï ✓ 🙂"
+	raw, err := json.Marshal(map[string]any{"title": evil, "n": 1, "tags": []string{"\u009d0;t\u009c", "ok"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := EscapeJSON(raw)
+	for _, r := range string(got) {
+		if control(r) || invisible(r) {
+			t.Errorf("EscapeJSON(%q) = %q keeps %U", raw, got, r)
+		}
+	}
+	for _, want := range []string{`\u009b31m`, `\u0085`, `\u007f`, `\u202eevil\u202c`, `\u2066x\u2069`, `\u200f`, `\u061c`, `\u009d0;t\u009c`, "ünï ✓ 🙂"} {
+		if !strings.Contains(string(got), want) {
+			t.Errorf("EscapeJSON(%q) = %q, want it to hold %q", raw, got, want)
+		}
+	}
+	var before, after any
+	if err := json.Unmarshal(raw, &before); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(got, &after); err != nil {
+		t.Fatalf("EscapeJSON(%q) = %q: %v", raw, got, err)
+	}
+	if !reflect.DeepEqual(before, after) {
+		t.Errorf("EscapeJSON changed the value: %#v, was %#v", after, before)
+	}
+	plain := []byte(`{"title": "plain ünïcödé \u001b"}`)
+	if got := EscapeJSON(plain); string(got) != string(plain) {
+		t.Errorf("EscapeJSON(%q) = %q, want it unchanged", plain, got)
 	}
 }
 

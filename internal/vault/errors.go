@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/safehold/safehold/internal/textsafe"
 )
 
 // Errors that callers match with errors.Is. The CLI maps each to a
@@ -51,7 +53,9 @@ func (e *AmbiguousError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%q matches %d items:", e.Query, len(e.Candidates))
 	for _, c := range e.Candidates {
-		fmt.Fprintf(&b, "\n  %s  %s (%s)", c.ID, c.Title, c.Type)
+		// One line each: a title (which another member of a shared
+		// vault may have chosen) cannot add lines of its own.
+		fmt.Fprintf(&b, "\n  %s  %s (%s)", c.ID, textsafe.Clean(c.Title), c.Type)
 	}
 	return b.String()
 }
