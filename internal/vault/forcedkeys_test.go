@@ -19,7 +19,6 @@ import (
 	"github.com/safehold/safehold/internal/envelope"
 	"github.com/safehold/safehold/internal/pke"
 	"github.com/safehold/safehold/internal/remote"
-	"github.com/safehold/safehold/internal/remote/folder"
 	"github.com/safehold/safehold/internal/remote/httpremote"
 	"github.com/safehold/safehold/internal/sign"
 )
@@ -45,23 +44,8 @@ type keyFixture struct {
 
 func folderKeyFixture(t *testing.T) *keyFixture {
 	t.Helper()
-	a, _, _ := newVault(t)
-	addLogin(t, a, "Mail", "pw-one")
-	addLogin(t, a, "Bank", "pw-two")
-	dir := filepath.Join(t.TempDir(), "remote")
-	r, err := folder.Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { r.Close() })
-	target := RemoteTarget{Name: "nas", Kind: RemoteFolder, URL: dir, Email: "alice@example.com"}
-	sk, err := a.Register(ctx, r, target, []byte(syncPassword))
-	if err != nil {
-		t.Fatal(err)
-	}
-	mustSync(t, a, r)
-	b := join(t, r, target, sk)
-	return &keyFixture{a: a, b: b, ra: r, rb: r, dial: func() remote.Remote { return r }, target: target, sk: sk, dir: dir}
+	p := newFolderPair(t)
+	return &keyFixture{a: p.a, b: p.b, ra: p.r, rb: p.r, dial: func() remote.Remote { return p.r }, target: p.target, sk: p.sk, dir: p.dir}
 }
 
 func serverKeyFixture(t *testing.T) *keyFixture {

@@ -19,7 +19,23 @@ const syncPassword = "correct horse battery"
 // joins a second device B from the folder.
 func syncPair(t *testing.T) (a, b *Vault, r remote.Remote) {
 	t.Helper()
-	a, _, _ = newVault(t)
+	p := newFolderPair(t)
+	return p.a, p.b, p.r
+}
+
+// folderPair is what syncPair makes, with the remote's target, directory
+// and the account's Secret Key, for tests that join or rebuild devices.
+type folderPair struct {
+	a, b   *Vault
+	r      remote.Remote
+	target RemoteTarget
+	sk     string
+	dir    string
+}
+
+func newFolderPair(t *testing.T) folderPair {
+	t.Helper()
+	a, _, _ := newVault(t)
 	addLogin(t, a, "Mail", "pw-one")
 	addLogin(t, a, "Bank", "pw-two")
 	dir := filepath.Join(t.TempDir(), "remote")
@@ -39,8 +55,8 @@ func syncPair(t *testing.T) (a, b *Vault, r remote.Remote) {
 	if _, err := a.Sync(ctx, r); err != nil {
 		t.Fatal(err)
 	}
-	b = join(t, r, target, sk)
-	return a, b, r
+	b := join(t, r, target, sk)
+	return folderPair{a: a, b: b, r: r, target: target, sk: sk, dir: dir}
 }
 
 func join(t testing.TB, r remote.Remote, target RemoteTarget, sk string) *Vault {
