@@ -706,15 +706,7 @@ func (h *Handler) peerSigner() peerauth.Signer {
 // peerTrusted lists the devices a peer may be.
 func (h *Handler) peerTrusted() peerauth.Trusted {
 	return func() (map[string]*sign.PublicKey, error) {
-		list, err := h.V.TrustedDevices(context.Background())
-		if err != nil {
-			return nil, err
-		}
-		m := make(map[string]*sign.PublicKey, len(list))
-		for _, d := range list {
-			m[d.ID] = d.Public
-		}
-		return m, nil
+		return h.V.TrustedKeys(context.Background())
 	}
 }
 

@@ -237,6 +237,20 @@ func (v *Vault) TrustedDevices(ctx context.Context) ([]TrustedDevice, error) {
 	return out, nil
 }
 
+// TrustedKeys is TrustedDevices as a map from device id to key: what a
+// peer handshake checks a proof against (peerauth.Trusted).
+func (v *Vault) TrustedKeys(ctx context.Context) (map[string]*sign.PublicKey, error) {
+	list, err := v.TrustedDevices(ctx)
+	if err != nil {
+		return nil, err
+	}
+	m := make(map[string]*sign.PublicKey, len(list))
+	for _, d := range list {
+		m[d.ID] = d.Public
+	}
+	return m, nil
+}
+
 // SignAsDevice signs msg under context with this device's key, returning
 // the device's id and the signature (a peer handshake's identity proof).
 func (v *Vault) SignAsDevice(ctx context.Context, context string, msg []byte) (string, []byte, error) {

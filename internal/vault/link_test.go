@@ -12,9 +12,8 @@ import (
 	"github.com/safehold/safehold/internal/sign"
 )
 
-// linkFrom runs the existing device's half of a link for a fresh key and
-// returns the key with the bundle.
-func linkFrom(t *testing.T, a *Vault) *LinkedDevice {
+// newKey makes a device signing key and its encoding.
+func newKey(t *testing.T) (*sign.PrivateKey, []byte) {
 	t.Helper()
 	key, err := sign.GenerateKey(testOptions().Rand)
 	if err != nil {
@@ -24,6 +23,14 @@ func linkFrom(t *testing.T, a *Vault) *LinkedDevice {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return key, pub
+}
+
+// linkFrom runs the existing device's half of a link for a fresh key and
+// returns the key with the bundle.
+func linkFrom(t *testing.T, a *Vault) *LinkedDevice {
+	t.Helper()
+	key, pub := newKey(t)
 	b, err := a.CertifyDevice(ctx, pub)
 	if err != nil {
 		t.Fatal(err)

@@ -115,19 +115,6 @@ func TestRevokedDeviceKeepingTheMasterKeyCanReEnrol(t *testing.T) {
 	})
 }
 
-func newKey(t *testing.T) (*sign.PrivateKey, []byte) {
-	t.Helper()
-	key, err := sign.GenerateKey(testOptions().Rand)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pub, err := key.Public().MarshalBinary()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return key, pub
-}
-
 // oldRefused asserts the defended part: A no longer trusts B's key, and
 // B's peer proof is refused by the check A's listener runs.
 func oldRefused(t *testing.T, a, b *Vault) {
@@ -188,17 +175,7 @@ func isTrusted(t *testing.T, v *Vault, id string) bool {
 // trusted devices (as the service's peerTrusted builds them).
 func peerProof(t *testing.T, v *Vault, id string, signer peerauth.Signer) error {
 	t.Helper()
-	trusted := func() (map[string]*sign.PublicKey, error) {
-		list, err := v.TrustedDevices(ctx)
-		if err != nil {
-			return nil, err
-		}
-		m := make(map[string]*sign.PublicKey, len(list))
-		for _, d := range list {
-			m[d.ID] = d.Public
-		}
-		return m, nil
-	}
+	trusted := func() (map[string]*sign.PublicKey, error) { return v.TrustedKeys(ctx) }
 	binding := make([]byte, 32)
 	if _, err := rand.Read(binding); err != nil {
 		t.Fatal(err)
