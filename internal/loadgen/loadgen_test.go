@@ -147,7 +147,9 @@ func checkTimeline(t *testing.T, rep *Report, inProcess bool) {
 			t.Errorf("interval %d ends at %.3f s, after %.3f s, in a %.3f s run", i, iv.EndS, last, rep.ElapsedS)
 		}
 		last = iv.EndS
-		if iv.Requests == 0 || iv.PerSecond <= 0 || !(iv.P50 > 0 && iv.P50 <= iv.P99 && iv.P99 <= iv.Max) {
+		// An interval can be empty on a stalled machine; one with requests
+		// must have a rate and ordered quantiles.
+		if iv.Requests > 0 && (iv.PerSecond <= 0 || !(iv.P50 > 0 && iv.P50 <= iv.P99 && iv.P99 <= iv.Max)) {
 			t.Errorf("interval %d: %+v", i, iv)
 		}
 		if iv.ServerRSSMiB <= 0 || (iv.HeapInuseMiB > 0) != inProcess {
@@ -201,7 +203,9 @@ func TestRunExternal(t *testing.T) {
 	}
 
 	// With its PID, the server's resident memory is followed: here the
-	// server shares the test's process, so its RSS is the test's.
+	// server shares the test's process, so its RSS is the test's. (VmHWM
+	// is not compared with the samples: Linux updates it lazily, so a
+	// VmRSS reading can be above it.)
 	rep, err = Run(t.Context(), Config{URL: srv.url, Fingerprint: srv.fingerprint, Clients: 2, Duration: 2 * time.Second, Interval: time.Second, Seed: -1, ServerPID: os.Getpid()})
 	if err != nil {
 		t.Fatal(err)
@@ -210,7 +214,7 @@ func TestRunExternal(t *testing.T) {
 	checkTimeline(t, rep, false)
 	m := rep.ServerMemory
 	if m == nil || m.PID != os.Getpid() || m.RSSBeforeMiB <= 0 || m.RSSWarmMiB <= 0 || m.RSSAfterMiB <= 0 ||
-		m.RSSPeakMiB < m.RSSAfterMiB || m.HWMMiB < m.RSSPeakMiB || m.GrowthMiB != m.RSSAfterMiB-m.RSSBeforeMiB {
+		m.RSSPeakMiB < m.RSSAfterMiB || m.HWMMiB <= 0 || m.GrowthMiB != m.RSSAfterMiB-m.RSSBeforeMiB {
 		t.Errorf("server memory: %+v", m)
 	}
 
